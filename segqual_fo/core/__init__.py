@@ -1,0 +1,51 @@
+"""Pure-numpy scoring core of segqual_fo (no FiftyOne, no file paths).
+
+Legend: N images, K classes, H x W pixels. ``labels`` are class indices,
+``pred_probs`` softmax probabilities (K,H,W) per image.
+
+Drop-in functions (cleanlab's names and semantics, more inputs):
+:func:`get_label_quality_scores`, :func:`find_label_issues`,
+:func:`issues_from_scores`, :func:`common_label_issues`,
+:func:`filter_by_class`, :func:`softmin`, :data:`METHODS`.
+
+Streaming building blocks (one image at a time, bounded memory):
+:func:`pixel_evidence` scores one image, :class:`IssueFinder` accumulates
+thresholds and selects issues across a dataset, :func:`image_softmin_score`
+pools one image.
+"""
+
+from segqual_fo.core.filter import find_label_issues
+from segqual_fo.core.issues import DirectoryCache, IssueFinder, IssueSelection, MemoryCache
+from segqual_fo.core.pixel import PixelEvidence, pixel_evidence
+from segqual_fo.core.rank import (
+    METHODS,
+    get_label_quality_scores,
+    image_softmin_score,
+    issues_from_scores,
+)
+from segqual_fo.core.pooling import softmin
+from segqual_fo.core.summary import (
+    common_label_issues,
+    confusion_rows,
+    filter_by_class,
+    issue_confusion_matrix,
+)
+
+__all__ = [
+    "METHODS",
+    "DirectoryCache",
+    "IssueFinder",
+    "IssueSelection",
+    "MemoryCache",
+    "PixelEvidence",
+    "common_label_issues",
+    "confusion_rows",
+    "filter_by_class",
+    "find_label_issues",
+    "get_label_quality_scores",
+    "image_softmin_score",
+    "issue_confusion_matrix",
+    "issues_from_scores",
+    "pixel_evidence",
+    "softmin",
+]

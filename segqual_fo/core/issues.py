@@ -1,0 +1,494 @@
+"""Confident-learning label issues for segmentation, streamed one image at a time.
+
+Legend: N images, K classes, H x W pixels; "grid" is the pixel grid the
+statistics are computed on (the image itself, or f x f blocks when
+``downsample=f``).
+
+# Algorithm
+Confident learning is dataset-wide: the thresholds and the cut-off depend on
+every image, so an image's issues are known only after all images are seen.
+
+1. Pass over the images (:meth:`IssueFinder.scan` / :meth:`IssueFinder.add`),
+   one at a time. For each valid grid pixel with label ``y``, self-confidence
+   ``s = p[y]``, argmax ``j`` (first maximum on ties) and ``p[j]``:
+   accumulate per-class sums of ``s`` and pixel counts (float64), a
+   histogram of ``s`` over 16256 monotone bins (the top 16 bits of its
+   float32 representation), and keep a compact per-pixel cache of
+   ``(s, p[j], j if j != y)``: 9 bytes per pixel for float32, instead of 4K
+   bytes of probabilities, in memory or in a directory.
+2. :meth:`IssueFinder.finish`: per-class confident thresholds
+   ``t_k = mean(s | y = k)``, clipped below at 2e-6 (a class that no valid
+   pixel carries gets 2e-6, as in cleanlab; an ignored value that is also a
+   probability channel gets +inf, so it never counts). From the cache,
+   ``T = #{valid pixels: j != y and p[j] >= t_j - 1e-6}``. The cut-off is the
+   T-th lowest ``s`` in the dataset: the histogram finds its bin, one scan of
+   the cache collects the exact values inside that bin.
+3. :meth:`IssueFinder.issues`: a pixel is an issue when it is among the T
+   lowest-``s`` valid pixels and its argmax is not its label. With
+   ``downsample=f > 1`` the ranking and ``T`` live on the block grid (block
+   probabilities are averaged and renormalised, block labels are the rounded
+   mean of the valid labels, as cleanlab does); flagged blocks are expanded
+   to their f x f pixels, which stay issues only where the full-resolution
+   argmax differs from the label.
+
+The probabilities are read once; later passes read only the cache.
+
+Ties: pixels with equal ``s`` are ordered by image index, then row-major
+position on the grid, so when the cut-off falls inside a group of equal
+scores the earliest pixels are taken. Results therefore never depend on batch
+sizes or threading. cleanlab breaks such ties by an unstable sort; on data
+without ties the two agree exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+from segqual_fo.core._inputs import check_positive_int, normalize_ignore_index
+from segqual_fo.core.pixel import PixelEvidence, argmax_first, class_dtype, pixel_evidence
+from segqual_fo.errors import InvalidInputError, SegQualError, ShapeMismatchError
+
+#: Lower bound of a confident threshold (cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND).
+CONFIDENT_THRESHOLD_MIN = 2e-6
+#: Tolerance of the ``p[j] >= t_j`` comparison.
+THRESHOLD_TOLERANCE = 1e-6
+
+_HIST_SHIFT = 16
+_NUM_BINS = int(np.array(1.02, dtype=np.float32).view(np.uint32) >> _HIST_SHIFT) + 1
+# Merge collected in-bin values into (unique, count) pairs past this many.
+_COMPACT_EVERY = 1 << 22
+
+
+def _score_bins(s: np.ndarray) -> np.ndarray:
+    """Monotone histogram bin of each score (NaN lands far above all bins)."""
+    s32 = s if s.dtype == np.float32 else s.astype(np.float32)
+    return (s32.view(np.uint32) >> _HIST_SHIFT).astype(np.intp)
+
+
+@dataclass
+class CacheEntry:
+    """Compact per-image record kept between the passes.
+
+    Attributes:
+        scores: grid self-confidence, NaN where not scored
+        pred_prob: grid argmax probability
+        disagree_pred: grid argmax where it differs from a valid label, else
+            the sentinel (the dtype's max)
+        full_disagree_pred: the same at full resolution when downsampling,
+            else None
+    """
+
+    scores: np.ndarray
+    pred_prob: np.ndarray
+    disagree_pred: np.ndarray
+    full_disagree_pred: Optional[np.ndarray] = None
+
+
+@dataclass
+class ImagePartial:
+    """One image's contribution to the dataset statistics (mergeable).
+
+    Attributes:
+        index: position of the image
+        class_sums: (K,) float64 sums of self-confidence per given class
+        class_counts: (K,) int64 valid grid pixels per given class
+        histogram: (B,) int64 counts of self-confidence per bin
+        entry: the image's cache entry
+        evidence: full-resolution :class:`PixelEvidence` (not stored)
+    """
+
+    index: int
+    class_sums: np.ndarray
+    class_counts: np.ndarray
+    histogram: np.ndarray
+    entry: CacheEntry
+    evidence: PixelEvidence
+
+
+class MemoryCache:
+    """Keeps cache entries in a dict."""
+
+    def __init__(self):
+        self._entries: Dict[int, CacheEntry] = {}
+
+    def put(self, index: int, entry: CacheEntry) -> None:
+        self._entries[index] = entry
+
+    def get(self, index: int) -> CacheEntry:
+        return self._entries[index]
+
+    def close(self) -> None:
+        self._entries.clear()
+
+
+class DirectoryCache:
+    """Keeps cache entries as .npz files in a directory (bounded memory).
+
+    Args:
+        directory (None): where to write; a temporary directory (removed by
+            :meth:`close`) when None
+    """
+
+    def __init__(self, directory: Optional[str] = None):
+        self._tmp = None
+        if directory is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="segqual-cache-")
+            directory = self._tmp.name
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+
+    def _path(self, index: int) -> str:
+        return os.path.join(self.directory, f"{index:09d}.npz")
+
+    def put(self, index: int, entry: CacheEntry) -> None:
+        arrays = {
+            "scores": entry.scores,
+            "pred_prob": entry.pred_prob,
+            "disagree_pred": entry.disagree_pred,
+        }
+        if entry.full_disagree_pred is not None:
+            arrays["full_disagree_pred"] = entry.full_disagree_pred
+        path = self._path(index)
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    def get(self, index: int) -> CacheEntry:
+        with np.load(self._path(index), allow_pickle=False) as z:
+            return CacheEntry(
+                scores=z["scores"],
+                pred_prob=z["pred_prob"],
+                disagree_pred=z["disagree_pred"],
+                full_disagree_pred=z["full_disagree_pred"] if "full_disagree_pred" in z else None,
+            )
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+@dataclass
+class IssueSelection:
+    """Dataset-wide outcome of :meth:`IssueFinder.finish`.
+
+    Attributes:
+        thresholds: (K,) per-class confident thresholds (inf for ignored
+            classes)
+        num_issues: T, the number of grid pixels to flag before the argmax
+            check
+        cutoff: the T-th lowest grid self-confidence (None when T = 0)
+        tie_quota: per image, how many of its pixels with score exactly
+            ``cutoff`` are taken (empty when all of them are)
+    """
+
+    thresholds: np.ndarray
+    num_issues: int
+    cutoff: Optional[float]
+    tie_quota: Dict[int, int] = field(default_factory=dict)
+
+
+def block_mean_probs(p: np.ndarray, factor: int) -> np.ndarray:
+    """Averages f x f blocks of (K,H,W) probabilities and renormalises."""
+    k, h, w = p.shape
+    small = p.reshape(k, h // factor, factor, w // factor, factor).mean(axis=(4, 2))
+    small /= small.sum(axis=0)[None]
+    return small
+
+
+def block_labels(
+    labels: np.ndarray, valid: Optional[np.ndarray], factor: int
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Rounded mean of the valid labels of each f x f block (cleanlab's rule).
+
+    Returns (block labels, block valid mask or None); a block is valid when it
+    holds at least one valid pixel.
+    """
+    h, w = labels.shape
+    shape = (h // factor, factor, w // factor, factor)
+    if valid is None:
+        return np.round(labels.reshape(shape).mean(axis=(3, 1))).astype(np.intp), None
+    counts = valid.reshape(shape).sum(axis=(3, 1))
+    sums = np.where(valid, labels, 0).reshape(shape).sum(axis=(3, 1), dtype=np.int64)
+    out = np.round(sums / np.maximum(counts, 1)).astype(np.intp)
+    return out, counts > 0
+
+
+class IssueFinder:
+    """Streaming, exact confident-learning issue finder (see the module docs).
+
+    Args:
+        num_classes: K
+        ignore_index (None): mask value(s) to exclude from every count,
+            threshold and mask
+        downsample (1): block size f for the statistics (H and W must be
+            divisible by it)
+        check_probs ("sample"): probability validation, see
+            :func:`segqual_fo.core.pixel.pixel_evidence`
+        cache (None): a :class:`MemoryCache` (default) or
+            :class:`DirectoryCache`
+
+    Example::
+
+        finder = IssueFinder(num_classes=K, ignore_index=255)
+        for i, (lab, probs) in enumerate(images):   # any order, any source
+            finder.update(lab, probs, index=i)
+        finder.finish()
+        mask, pred = finder.issues(0)               # (H,W) bool, (H,W) argmax
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        ignore_index=None,
+        downsample: int = 1,
+        check_probs: str = "sample",
+        cache=None,
+    ):
+        self.num_classes = check_positive_int(num_classes, "num_classes", allow_none=False)
+        self.ignore = normalize_ignore_index(ignore_index)
+        self.downsample = check_positive_int(downsample, "downsample", allow_none=False)
+        self.check_probs = check_probs
+        self.pred_dtype = class_dtype(self.num_classes)
+        self.sentinel = np.iinfo(self.pred_dtype).max
+        self.cache = cache if cache is not None else MemoryCache()
+        # per-image class sums, combined in index order so that thresholds do
+        # not depend on the order (or thread) in which images were added
+        self._class_stats: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+        self._histogram = np.zeros(_NUM_BINS, dtype=np.int64)
+        self._lock = threading.Lock()
+        self.selection: Optional[IssueSelection] = None
+
+    # -- pass 1 -----------------------------------------------------------
+    def scan(
+        self, labels: np.ndarray, pred_probs: np.ndarray, index: int, out: Optional[np.ndarray] = None
+    ) -> ImagePartial:
+        """Computes one image's statistics and cache entry (thread-safe, pure).
+
+        ``out`` optionally receives the (H,W) pixel scores (see
+        :func:`~segqual_fo.core.pixel.pixel_evidence`).
+        """
+        p_shape = np.shape(pred_probs)
+        if len(p_shape) == 3 and p_shape[0] != self.num_classes:
+            raise ShapeMismatchError(
+                f"pred_probs[{index}] has {p_shape[0]} class channels but the other "
+                f"images have {self.num_classes}; every image needs the same K.",
+                index=index,
+            )
+        ev = pixel_evidence(
+            labels,
+            pred_probs,
+            ignore=self.ignore,
+            with_argmax=True,
+            check_probs=self.check_probs,
+            index=index,
+            out=out,
+        )
+        f = self.downsample
+        sentinel = self.pred_dtype.type(self.sentinel)
+        full_dpred = np.where(ev.disagree, ev.pred, sentinel)
+        if f == 1:
+            scores, pmax, dpred, lab, valid = ev.pixel_scores, ev.pred_prob, full_dpred, ev.labels, ev.valid
+            full = None
+        else:
+            h, w = ev.labels.shape
+            if h % f or w % f:
+                raise ShapeMismatchError(
+                    f"image {index} is {h}x{w}, not divisible by downsample={f}. "
+                    "Use a factor of both sides, or downsample=1.",
+                    index=index,
+                )
+            small = block_mean_probs(ev.probs, f)
+            lab, valid = block_labels(ev.labels, ev.valid, f)
+            if self.ignore:
+                ignored = np.isin(lab, self.ignore)
+                if ignored.any():
+                    valid = ~ignored if valid is None else valid & ~ignored
+                    lab = np.where(ignored, 0, lab)
+            hw = lab.size
+            idx = lab.ravel() * hw + np.arange(hw)
+            scores = np.take(small.reshape(-1), idx, mode="clip").reshape(lab.shape)
+            if valid is not None:
+                scores[~valid] = np.nan
+            pmax = small.max(axis=0)
+            pred = argmax_first(small, pmax, self.pred_dtype)
+            dis = pred != lab
+            if valid is not None:
+                dis &= valid
+            dpred = np.where(dis, pred, sentinel)
+            full = full_dpred
+        if valid is None:
+            lab_v, s_v = lab.ravel(), scores.ravel()
+        else:
+            lab_v, s_v = lab[valid], scores[valid]
+        partial = ImagePartial(
+            index=index,
+            class_sums=np.bincount(lab_v, weights=s_v, minlength=self.num_classes),
+            class_counts=np.bincount(lab_v, minlength=self.num_classes).astype(np.int64),
+            histogram=np.bincount(_score_bins(s_v), minlength=_NUM_BINS).astype(np.int64),
+            entry=CacheEntry(scores, pmax, dpred, full),
+            evidence=ev,
+        )
+        return partial
+
+    def add(self, partial: ImagePartial) -> None:
+        """Merges a scanned image into the dataset statistics and the cache."""
+        if self.selection is not None:
+            raise SegQualError("IssueFinder.finish() was already called; create a new finder.")
+        with self._lock:
+            if partial.index in self._class_stats:
+                raise InvalidInputError(f"image index {partial.index} was added twice.")
+            self._class_stats[partial.index] = (partial.class_sums, partial.class_counts)
+            if partial.histogram.size > _NUM_BINS:
+                raise InvalidInputError("self-confidence above 1 reached the histogram.")
+            self._histogram += partial.histogram
+        self.cache.put(partial.index, partial.entry)
+
+    def update(self, labels: np.ndarray, pred_probs: np.ndarray, index: int) -> PixelEvidence:
+        """``scan`` + ``add``; returns the image's full-resolution evidence."""
+        partial = self.scan(labels, pred_probs, index)
+        self.add(partial)
+        return partial.evidence
+
+    # -- pass 2 -----------------------------------------------------------
+    @property
+    def thresholds(self) -> np.ndarray:
+        """(K,) per-class confident thresholds from the images added so far."""
+        sums = np.zeros(self.num_classes, dtype=np.float64)
+        counts = np.zeros(self.num_classes, dtype=np.int64)
+        for i in self._ordered():
+            s_i, c_i = self._class_stats[i]
+            sums += s_i
+            counts += c_i
+        t = sums / np.maximum(counts, 1)
+        t = np.maximum(t, CONFIDENT_THRESHOLD_MIN)
+        for v in self.ignore:
+            if 0 <= v < self.num_classes:
+                t[v] = np.inf
+        return t
+
+    def _ordered(self) -> Iterable[int]:
+        return sorted(self._class_stats)
+
+    def finish(self, progress=None) -> IssueSelection:
+        """Fixes thresholds, the issue count T and the exact cut-off.
+
+        Args:
+            progress (None): optional callable ``progress(done, total)``
+                called after each cache entry read
+
+        Returns:
+            an :class:`IssueSelection` (also kept as ``self.selection``)
+        """
+        if not self._class_stats:
+            raise SegQualError("no images were added to the IssueFinder.")
+        order = list(self._ordered())
+        t = self.thresholds
+        adj = t - THRESHOLD_TOLERANCE
+        total_steps = 2 * len(order)
+        step = 0
+
+        num_issues = 0
+        for i in order:
+            e = self.cache.get(i)
+            m = e.disagree_pred != self.sentinel
+            if m.any():
+                num_issues += int(np.count_nonzero(e.pred_prob[m] >= adj[e.disagree_pred[m]]))
+            step += 1
+            if progress:
+                progress(step, total_steps)
+
+        if num_issues == 0:
+            self.selection = IssueSelection(thresholds=t, num_issues=0, cutoff=None)
+            if progress:
+                progress(total_steps, total_steps)
+            return self.selection
+
+        cum = np.cumsum(self._histogram)
+        b = int(np.searchsorted(cum, num_issues))
+        rank_in_bin = num_issues - (int(cum[b - 1]) if b > 0 else 0)
+        collected = []
+        pending = 0
+        uniq = counts = None
+        for i in order:
+            e = self.cache.get(i)
+            vals = e.scores[_score_bins(e.scores) == b]
+            if vals.size:
+                collected.append(vals)
+                pending += vals.size
+                if pending > _COMPACT_EVERY:
+                    uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
+                    collected, pending = [], 0
+            step += 1
+            if progress:
+                progress(step, total_steps)
+        if collected:
+            uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
+        cumc = np.cumsum(counts)
+        j = int(np.searchsorted(cumc, rank_in_bin))
+        cutoff = uniq[j]
+        taken_ties = rank_in_bin - (int(cumc[j - 1]) if j > 0 else 0)
+        quota: Dict[int, int] = {}
+        if taken_ties < counts[j]:
+            before = 0
+            for i in order:
+                n_i = int(np.count_nonzero(self.cache.get(i).scores == cutoff))
+                quota[i] = int(min(max(taken_ties - before, 0), n_i))
+                before += n_i
+        self.selection = IssueSelection(
+            thresholds=t, num_issues=num_issues, cutoff=cutoff.item(), tie_quota=quota
+        )
+        return self.selection
+
+    # -- pass 3 -----------------------------------------------------------
+    def issues(self, index: int) -> Tuple[npt.NDArray[np.bool_], np.ndarray]:
+        """Issue mask of one image after :meth:`finish`.
+
+        Returns:
+            ``(mask, disagree_pred)``: the (H,W) bool issue mask and the (H,W)
+            argmax class where it differs from a valid label (the sentinel
+            ``self.sentinel`` elsewhere)
+        """
+        sel = self.selection
+        if sel is None:
+            raise SegQualError("call IssueFinder.finish() before issues().")
+        e = self.cache.get(index)
+        full = e.full_disagree_pred if e.full_disagree_pred is not None else e.disagree_pred
+        if sel.cutoff is None:
+            return np.zeros(full.shape, dtype=bool), full
+        s = e.scores
+        cutoff = s.dtype.type(sel.cutoff)
+        if sel.tie_quota:
+            low = s < cutoff
+            q = sel.tie_quota.get(index, 0)
+            if q:
+                low.ravel()[np.flatnonzero(s == cutoff)[:q]] = True
+        else:
+            low = s <= cutoff
+        f = self.downsample
+        if f > 1:
+            low = low.repeat(f, axis=0).repeat(f, axis=1)
+            return low & (full != self.sentinel), full
+        return low & (full != self.sentinel), full
+
+    def close(self) -> None:
+        """Releases the cache (removes a temporary cache directory)."""
+        self.cache.close()
+
+
+def _merge_counts(uniq, counts, values):
+    u, c = np.unique(values, return_counts=True)
+    if uniq is None:
+        return u, c
+    allv = np.concatenate([uniq, u])
+    allc = np.concatenate([counts, c])
+    u2, inv = np.unique(allv, return_inverse=True)
+    return u2, np.bincount(inv.ravel(), weights=allc, minlength=u2.size).astype(np.int64)
