@@ -8,8 +8,9 @@ Drop-in functions (cleanlab's names and semantics, more inputs):
 :func:`issues_from_scores`, :func:`common_label_issues`,
 :func:`filter_by_class`, :func:`softmin`, :data:`METHODS`.
 
-Streaming building blocks (one image at a time, bounded memory):
-:func:`pixel_evidence` scores one image, :class:`IssueFinder` accumulates
+Streaming (one image at a time, bounded memory): :func:`iter_label_quality`
+yields one :class:`ImageResult` per image from lazy sequences; its building
+blocks are :func:`pixel_evidence`, which scores one image, :class:`IssueFinder` accumulates
 thresholds and selects issues across a dataset, :func:`image_softmin_score`
 pools one image.
 """
@@ -24,6 +25,7 @@ from segqual_fo.core.rank import (
     issues_from_scores,
 )
 from segqual_fo.core.pooling import softmin
+from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD, ImageResult, iter_label_quality
 from segqual_fo.core.summary import (
     common_label_issues,
     confusion_rows,
@@ -32,7 +34,10 @@ from segqual_fo.core.summary import (
 )
 
 __all__ = [
+    "DEFAULT_ISSUE_THRESHOLD",
     "METHODS",
+    "ImageResult",
+    "iter_label_quality",
     "DirectoryCache",
     "IssueFinder",
     "IssueSelection",

@@ -1,0 +1,179 @@
+"""Streaming scoring: one result per image, in order, in bounded memory.
+
+Legend: N images, K classes, H x W pixels.
+
+:func:`iter_label_quality` is what the FiftyOne layer and the memory
+benchmark build on: ``labels`` and ``pred_probs`` may be lazy sequences
+(``__len__`` + ``__getitem__`` that loads one image from disk), and nothing
+is kept per image after it is yielded except, for the issue-count method, the
+compact cache of :class:`~segqual_fo.core.issues.IssueFinder` (pass a
+:class:`~segqual_fo.core.issues.DirectoryCache` to keep that on disk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import numpy.typing as npt
+
+from segqual_fo.core._inputs import (
+    ImageSource,
+    check_positive_int,
+    check_temperature,
+    imap_ordered,
+    normalize_ignore_index,
+    resolve_n_jobs,
+)
+from segqual_fo.core.issues import IssueFinder
+from segqual_fo.core.pixel import class_dtype, pixel_evidence
+from segqual_fo.core.rank import check_method, image_softmin_score
+from segqual_fo.errors import InvalidInputError
+
+#: Default pixel-score threshold below which softmin marks a pixel as an issue.
+DEFAULT_ISSUE_THRESHOLD = 0.1
+
+
+@dataclass
+class ImageResult:
+    """Scores of one image.
+
+    Attributes:
+        index: position of the image in the input
+        score: image label quality in [0, 1] (lower = worse); NaN when every
+            pixel is ignored
+        pixel_scores: (H,W) self-confidence, NaN where ignored
+        num_valid: number of scored pixels
+        issues: (H,W) bool issue mask, when requested
+        pred: (H,W) model argmax where it differs from a valid label, else
+            ``sentinel``; when issues were requested
+        sentinel: the "no disagreement" value of ``pred``
+    """
+
+    index: int
+    score: float
+    pixel_scores: npt.NDArray[np.floating]
+    num_valid: int
+    issues: Optional[npt.NDArray[np.bool_]] = None
+    pred: Optional[np.ndarray] = None
+    sentinel: Optional[int] = None
+
+    @property
+    def num_issues(self) -> int:
+        return 0 if self.issues is None else int(np.count_nonzero(self.issues))
+
+
+def iter_label_quality(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    method: str = "softmin",
+    temperature: float = 0.1,
+    downsample: int = 1,
+    ignore_index: Any = None,
+    with_issues: bool = False,
+    issue_threshold: float = DEFAULT_ISSUE_THRESHOLD,
+    n_jobs: Optional[int] = None,
+    check_probs: str = "sample",
+    cache=None,
+    on_scan=None,
+) -> Iterator[ImageResult]:
+    """Yields an :class:`ImageResult` per image, in input order.
+
+    Scores are identical to :func:`~segqual_fo.core.get_label_quality_scores`.
+
+    Issue masks (``with_issues=True``): for "num_pixel_issues", the confident
+    learning mask of :func:`~segqual_fo.core.find_label_issues`; for
+    "softmin", the valid pixels whose self-confidence is below
+    ``issue_threshold`` and whose argmax is another class.
+
+    Args:
+        labels: (N,H,W) array or a sequence of (H,W) arrays (may be lazy)
+        pred_probs: (N,K,H,W) array/memmap or a sequence of (K,H,W) arrays
+        method ("softmin"): one of :data:`~segqual_fo.core.METHODS`
+        temperature (0.1): softmin temperature
+        downsample (1): block size for the issue-count statistics
+        ignore_index (None): mask value(s) to ignore
+        with_issues (False): also compute issue masks and argmax classes
+        issue_threshold (0.1): softmin's pixel-score threshold for issues
+        n_jobs (None): worker threads
+        check_probs ("sample"): probability validation mode
+        cache (None): the issue-count cache (memory by default)
+        on_scan (None): for "num_pixel_issues", ``on_scan(done, total)`` is
+            called during the first pass, which yields nothing
+
+    Raises:
+        InvalidInputError: and subclasses, naming the image
+    """
+    check_method(method)
+    t = check_temperature(temperature)
+    f = check_positive_int(downsample, "downsample", allow_none=False)
+    if not 0 <= float(issue_threshold) <= 1:
+        raise InvalidInputError(f"issue_threshold must be in [0, 1], got {issue_threshold!r}.")
+    ignore = normalize_ignore_index(ignore_index)
+    jobs = resolve_n_jobs(n_jobs)
+    source = ImageSource(labels, pred_probs)
+
+    if method == "softmin":
+        sentinel = np.iinfo(class_dtype(source.num_classes)).max
+
+        def score(i: int) -> ImageResult:
+            ev = pixel_evidence(
+                source.labels(i),
+                source.probs(i),
+                ignore=ignore,
+                with_argmax=with_issues,
+                check_probs=check_probs,
+                index=i,
+            )
+            result = ImageResult(
+                index=i,
+                score=float(image_softmin_score(ev, t)),
+                pixel_scores=ev.pixel_scores,
+                num_valid=ev.num_valid,
+            )
+            if with_issues:
+                dis = ev.disagree
+                result.pred = np.where(dis, ev.pred, ev.pred.dtype.type(sentinel))
+                with np.errstate(invalid="ignore"):
+                    result.issues = dis & (ev.pixel_scores < issue_threshold)
+                result.sentinel = int(sentinel)
+            return result
+
+        yield from imap_ordered(score, source.n, jobs)
+        return
+
+    finder = IssueFinder(
+        source.num_classes, ignore_index=ignore, downsample=f, check_probs=check_probs, cache=cache
+    )
+    num_valid = np.zeros(source.n, dtype=np.int64)
+    try:
+        scan = lambda i: finder.scan(source.labels(i), source.probs(i), index=i)  # noqa: E731
+        for done, partial in enumerate(imap_ordered(scan, source.n, jobs), 1):
+            finder.add(partial)
+            num_valid[partial.index] = partial.evidence.num_valid
+            if on_scan is not None:
+                on_scan(done, source.n)
+        finder.finish()
+        for i in range(source.n):
+            mask, pred = finder.issues(i)
+            scores = finder.cache.get(i).scores if f == 1 else None
+            if scores is None:
+                # with downsampling the cache holds block scores: recompute the
+                # full-resolution self-confidence (cheap next to pass 1)
+                scores = pixel_evidence(
+                    source.labels(i), source.probs(i), ignore=ignore, check_probs="none", index=i
+                ).pixel_scores
+            n = int(num_valid[i])
+            yield ImageResult(
+                index=i,
+                score=1.0 - np.count_nonzero(mask) / n if n else float("nan"),
+                pixel_scores=scores,
+                num_valid=n,
+                issues=mask if with_issues else None,
+                pred=pred if with_issues else None,
+                sentinel=finder.sentinel if with_issues else None,
+            )
+    finally:
+        finder.close()

@@ -1,0 +1,79 @@
+import numpy as np
+import pytest
+
+from segqual_fo.core import (
+    METHODS,
+    DirectoryCache,
+    find_label_issues,
+    get_label_quality_scores,
+    iter_label_quality,
+)
+from segqual_fo.errors import InvalidLabelsError
+from tests.core.helpers import blob_labels, plausible_model, random_probs
+
+
+class LazyNpy:
+    """A sequence that loads one .npy file per item, like a dataset on disk."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.loads = 0
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        self.loads += 1
+        return np.load(self.paths[i], allow_pickle=False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_stream_matches_array_api(rng, tmp_path, method, downsample):
+    labels = blob_labels(rng, 6, 4, 16, 16)
+    probs = plausible_model(rng, labels, 4, strength=1.0)
+    paths = []
+    for i, p in enumerate(probs):
+        paths.append(tmp_path / f"{i}.npy")
+        np.save(paths[-1], p)
+    lazy = LazyNpy(paths)
+    kw = dict(method=method, downsample=downsample) if method != "softmin" else dict(method=method)
+    results = list(iter_label_quality(list(labels), lazy, with_issues=True, **kw))
+    scores, px = get_label_quality_scores(labels, probs, **kw)
+    assert [r.index for r in results] == list(range(6))
+    np.testing.assert_array_equal([r.score for r in results], scores)
+    for r in results:
+        np.testing.assert_array_equal(r.pixel_scores, px[r.index])
+    if method == "num_pixel_issues":
+        masks = find_label_issues(labels, probs, downsample=downsample)
+        for r in results:
+            np.testing.assert_array_equal(r.issues, masks[r.index])
+            assert r.num_issues == masks[r.index].sum()
+            assert (r.pred[r.issues] != labels[r.index][r.issues]).all()
+
+
+def test_softmin_issue_threshold(rng):
+    labels = blob_labels(rng, 3, 3, 8, 8)
+    probs = plausible_model(rng, labels, 3, strength=0.0)
+    (r, *_) = iter_label_quality(labels, probs, with_issues=True, issue_threshold=0.2)
+    expected = (r.pixel_scores < 0.2) & (probs[0].argmax(0) != labels[0])
+    np.testing.assert_array_equal(r.issues, expected)
+    assert (r.pred[~expected & (probs[0].argmax(0) == labels[0])] == r.sentinel).all()
+
+
+def test_directory_cache(rng, tmp_path):
+    probs = random_probs(rng, (4, 3, 8, 8))
+    labels = rng.integers(0, 3, (4, 8, 8))
+    a = [r.score for r in iter_label_quality(labels, probs, method="num_pixel_issues")]
+    cache = DirectoryCache()
+    b = [r.score for r in iter_label_quality(labels, probs, method="num_pixel_issues", cache=cache)]
+    assert a == b
+    assert cache._tmp is None  # the temporary directory was removed
+
+
+def test_error_names_the_image(rng):
+    probs = random_probs(rng, (3, 3, 4, 4))
+    labels = np.zeros((3, 4, 4), int)
+    labels[2, 0, 0] = 9
+    with pytest.raises(InvalidLabelsError, match=r"labels\[2\]"):
+        list(iter_label_quality(labels, probs))
