@@ -40,3 +40,11 @@ class InvalidLabelsError(InvalidInputError):
 
 class InvalidProbabilitiesError(InvalidInputError):
     """Probabilities are NaN, negative, above 1, or do not sum to 1."""
+
+
+class InvalidFileError(InvalidInputError):
+    """A probability or mask file is missing, unreadable, corrupt or unsafe."""
+
+
+class FiftyOneInputError(InvalidInputError):
+    """A dataset, field or sample does not have what the operation needs."""

@@ -27,7 +27,7 @@ from segqual_fo.core._inputs import (
     resolve_n_jobs,
 )
 from segqual_fo.core.issues import IssueFinder
-from segqual_fo.core.pixel import class_dtype, pixel_evidence
+from segqual_fo.core.pixel import class_dtype, pixel_evidence, prepare_labels
 from segqual_fo.core.rank import check_method, image_softmin_score
 from segqual_fo.errors import InvalidInputError
 
@@ -49,6 +49,10 @@ class ImageResult:
         pred: (H,W) model argmax where it differs from a valid label, else
             ``sentinel``; when issues were requested
         sentinel: the "no disagreement" value of ``pred``
+        labels: (H,W) class indices as scored (ignored pixels 0); when
+            issues were requested
+        error: with ``skip_failures=True``, the exception that made this
+            image fail (then ``score`` is NaN and the arrays are empty)
     """
 
     index: int
@@ -58,6 +62,12 @@ class ImageResult:
     issues: Optional[npt.NDArray[np.bool_]] = None
     pred: Optional[np.ndarray] = None
     sentinel: Optional[int] = None
+    labels: Optional[np.ndarray] = None
+    error: Optional[BaseException] = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     @property
     def num_issues(self) -> int:
@@ -78,6 +88,7 @@ def iter_label_quality(
     check_probs: str = "sample",
     cache=None,
     on_scan=None,
+    skip_failures: bool = False,
 ) -> Iterator[ImageResult]:
     """Yields an :class:`ImageResult` per image, in input order.
 
@@ -102,6 +113,10 @@ def iter_label_quality(
         cache (None): the issue-count cache (memory by default)
         on_scan (None): for "num_pixel_issues", ``on_scan(done, total)`` is
             called during the first pass, which yields nothing
+        skip_failures (False): an image that cannot be loaded or scored
+            (any exception from the sequences, or invalid values) yields a
+            result with ``error`` set instead of stopping the run; it is left
+            out of the dataset statistics of "num_pixel_issues"
 
     Raises:
         InvalidInputError: and subclasses, naming the image
@@ -114,6 +129,21 @@ def iter_label_quality(
     ignore = normalize_ignore_index(ignore_index)
     jobs = resolve_n_jobs(n_jobs)
     source = ImageSource(labels, pred_probs)
+
+    def failed(i: int, error: BaseException) -> ImageResult:
+        return ImageResult(index=i, score=float("nan"), pixel_scores=np.empty((0, 0)), num_valid=0, error=error)
+
+    def guarded(func):
+        if not skip_failures:
+            return func
+
+        def run(i: int):
+            try:
+                return func(i)
+            except Exception as e:  # reported per image, never swallowed
+                return failed(i, e)
+
+        return run
 
     if method == "softmin":
         sentinel = np.iinfo(class_dtype(source.num_classes)).max
@@ -139,32 +169,51 @@ def iter_label_quality(
                 with np.errstate(invalid="ignore"):
                     result.issues = dis & (ev.pixel_scores < issue_threshold)
                 result.sentinel = int(sentinel)
+                result.labels = ev.labels
             return result
 
-        yield from imap_ordered(score, source.n, jobs)
+        yield from imap_ordered(guarded(score), source.n, jobs)
         return
 
     finder = IssueFinder(
         source.num_classes, ignore_index=ignore, downsample=f, check_probs=check_probs, cache=cache
     )
     num_valid = np.zeros(source.n, dtype=np.int64)
+    errors = {}
     try:
-        scan = lambda i: finder.scan(source.labels(i), source.probs(i), index=i)  # noqa: E731
+        scan = guarded(lambda i: finder.scan(source.labels(i), source.probs(i), index=i))
         for done, partial in enumerate(imap_ordered(scan, source.n, jobs), 1):
-            finder.add(partial)
-            num_valid[partial.index] = partial.evidence.num_valid
+            if isinstance(partial, ImageResult):
+                errors[partial.index] = partial
+            else:
+                finder.add(partial)
+                num_valid[partial.index] = partial.evidence.num_valid
             if on_scan is not None:
                 on_scan(done, source.n)
-        finder.finish()
+        if len(errors) < source.n:
+            finder.finish()
         for i in range(source.n):
+            if i in errors:
+                yield errors[i]
+                continue
             mask, pred = finder.issues(i)
             scores = finder.cache.get(i).scores if f == 1 else None
-            if scores is None:
-                # with downsampling the cache holds block scores: recompute the
-                # full-resolution self-confidence (cheap next to pass 1)
-                scores = pixel_evidence(
-                    source.labels(i), source.probs(i), ignore=ignore, check_probs="none", index=i
-                ).pixel_scores
+            labels_i = None
+            try:
+                if scores is None:
+                    # with downsampling the cache holds block scores: recompute
+                    # the full-resolution self-confidence (one more read)
+                    ev = pixel_evidence(
+                        source.labels(i), source.probs(i), ignore=ignore, check_probs="none", index=i
+                    )
+                    scores, labels_i = ev.pixel_scores, ev.labels
+                elif with_issues:  # labels only: no probabilities re-read
+                    labels_i = prepare_labels(source.labels(i), source.num_classes, ignore, index=i)[0]
+            except Exception as e:
+                if not skip_failures:
+                    raise
+                yield failed(i, e)
+                continue
             n = int(num_valid[i])
             yield ImageResult(
                 index=i,
@@ -174,6 +223,7 @@ def iter_label_quality(
                 issues=mask if with_issues else None,
                 pred=pred if with_issues else None,
                 sentinel=finder.sentinel if with_issues else None,
+                labels=labels_i,
             )
     finally:
         finder.close()

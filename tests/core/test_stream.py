@@ -77,3 +77,19 @@ def test_error_names_the_image(rng):
     labels[2, 0, 0] = 9
     with pytest.raises(InvalidLabelsError, match=r"labels\[2\]"):
         list(iter_label_quality(labels, probs))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_skip_failures_reports_and_excludes(rng, method):
+    labels = list(rng.integers(0, 3, (5, 8, 8)))
+    probs = list(random_probs(rng, (5, 3, 8, 8)))
+    probs[2] = probs[2] * 3  # not probabilities
+    labels[4] = np.full((8, 8), 9)  # not classes
+    results = list(iter_label_quality(labels, probs, method=method, skip_failures=True, with_issues=True))
+    assert [r.failed for r in results] == [False, False, True, False, True]
+    assert "sum to" in str(results[2].error) and "labels[4]" in str(results[4].error)
+    good = [0, 1, 3]
+    ref = list(iter_label_quality([labels[i] for i in good], [probs[i] for i in good], method=method))
+    assert [results[i].score for i in good] == [r.score for r in ref]
+    for i in good:
+        np.testing.assert_array_equal(results[i].labels, labels[i])

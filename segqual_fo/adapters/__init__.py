@@ -1,0 +1,12 @@
+"""Adapters turn what users store into what the core takes.
+
+- :mod:`~segqual_fo.adapters.probs`: probability files (.npy/.npz) and
+  arrays in (K,H,W) or (H,W,K) layout, logits, quantised, low resolution;
+- :mod:`~segqual_fo.adapters.masks`: label masks with mask targets, RGB
+  masks, class lists and ignore values;
+- :mod:`~segqual_fo.adapters.coco`: COCO annotations via pycocotools;
+- :mod:`~segqual_fo.adapters.fiftyone_labels`: FiftyOne ``Segmentation`` and
+  ``Detections`` labels.
+
+Only the last one imports fiftyone.
+"""

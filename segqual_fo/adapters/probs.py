@@ -1,0 +1,234 @@
+"""Load stored model probabilities into the core's (K,H,W) layout.
+
+Probabilities live in files, one per image: ``.npy``, or ``.npz`` with a
+named array (``probs_key``). Files are untrusted input: they are read with
+``allow_pickle=False``, and the array header is checked (dtype, rank, and a
+size limit) before any data is read, so a corrupt or hostile header cannot
+make us allocate gigabytes.
+
+Layout is stated, never guessed: ``layout="KHW"`` (class axis first, the
+default) or ``"HWK"`` (class axis last, as many frameworks save it).
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from segqual_fo.errors import (
+    InvalidFileError,
+    InvalidInputError,
+    InvalidProbabilitiesError,
+    ShapeMismatchError,
+)
+
+LAYOUTS = ("KHW", "HWK")
+_SUPPORTED_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.uint8))
+#: Refuse probability arrays larger than this unless told otherwise (4 GiB).
+DEFAULT_MAX_BYTES = 4 << 30
+
+
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise InvalidInputError(
+            f"layout must be 'KHW' (classes first) or 'HWK' (classes last), got {layout!r}."
+        )
+    return layout
+
+
+def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(fp)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(fp)
+    return np.lib.format._read_array_header(fp, version)  # (3, 0)
+
+
+def _check_header(shape, dtype, path: str, max_bytes: int) -> None:
+    if dtype.hasobject:
+        raise InvalidFileError(
+            f"{path} holds Python objects (a pickled array); probabilities must be a "
+            "numeric array. Pickles are refused because loading them can run code."
+        )
+    if np.dtype(dtype) not in _SUPPORTED_DTYPES:
+        raise InvalidProbabilitiesError(
+            f"{path} has dtype {dtype}; expected float16/32/64 probabilities or uint8 "
+            "(round(p * 255))."
+        )
+    if len(shape) != 3:
+        raise ShapeMismatchError(
+            f"{path} holds an array of shape {tuple(shape)}; expected one image's "
+            "probabilities, (K, H, W) or (H, W, K)."
+        )
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise InvalidFileError(
+            f"{path} declares a {tuple(shape)} {dtype} array ({nbytes / 2**30:.1f} GiB), over "
+            f"the {max_bytes / 2**30:.1f} GiB limit; the file is corrupt or not one image's "
+            "probabilities (raise max_bytes if it really is)."
+        )
+
+
+def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Reads one probability array from a .npy or .npz file, safely.
+
+    Args:
+        path: file path
+        key (None): array name inside a .npz (optional when it holds one)
+        max_bytes: refuse larger arrays (checked on the header, before reading)
+
+    Raises:
+        InvalidFileError: missing, unreadable, corrupt, pickled, too large
+    """
+    if not os.path.isfile(path):
+        raise InvalidFileError(f"probability file {path} does not exist.")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npz":
+            with zipfile.ZipFile(path) as zf:
+                names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+                if key is None:
+                    if len(names) != 1:
+                        raise InvalidInputError(
+                            f"{path} holds arrays {names}; pass probs_key to choose one."
+                        )
+                    key = names[0]
+                if key not in names:
+                    raise InvalidInputError(
+                        f"{path} has no array {key!r}; it holds {names}. Check probs_key."
+                    )
+                with zf.open(key + ".npy") as fp:
+                    shape, fortran, dtype = _read_header(fp)
+                    _check_header(shape, dtype, path, max_bytes)
+            with np.load(path, allow_pickle=False) as z:
+                return z[key]
+        if ext == ".npy":
+            with open(path, "rb") as fp:
+                shape, fortran, dtype = _read_header(fp)
+                _check_header(shape, dtype, path, max_bytes)
+            return np.load(path, allow_pickle=False)
+    except (InvalidInputError, InvalidFileError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise InvalidFileError(f"cannot read probabilities from {path}: {e}") from None
+    raise InvalidFileError(f"{path}: unsupported probability file type {ext!r}; use .npy or .npz.")
+
+
+def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Numerically stable softmax in float32 (float64 for float64 input)."""
+    dtype = np.float64 if logits.dtype == np.float64 else np.float32
+    x = logits.astype(dtype, copy=True)
+    x -= x.max(axis=axis, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=axis, keepdims=True)
+    return x
+
+
+def resize_probs(probs: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (K,H,W) probabilities to (K, *shape), renormalised.
+
+    Interpolation keeps values in [0, 1] but sums drift slightly, so every
+    pixel is renormalised. Computed in float32.
+    """
+    import cv2  # OpenCV ships with FiftyOne
+
+    k = probs.shape[0]
+    h, w = shape
+    p = probs.astype(np.float32) / (255.0 if probs.dtype == np.uint8 else 1.0)
+    hwk = np.ascontiguousarray(p.transpose(1, 2, 0))
+    out = np.empty((h, w, k), dtype=np.float32)
+    for start in range(0, k, 512):  # OpenCV handles at most 512 channels
+        stop = min(start + 512, k)
+        r = cv2.resize(hwk[:, :, start:stop], (w, h), interpolation=cv2.INTER_LINEAR)
+        out[:, :, start:stop] = r.reshape(h, w, stop - start)
+    out = np.ascontiguousarray(out.transpose(2, 0, 1))
+    out /= out.sum(axis=0, keepdims=True)
+    return out
+
+
+def to_class_first(
+    array: np.ndarray,
+    *,
+    layout: str = "KHW",
+    logits: bool = False,
+    num_classes: Optional[int] = None,
+    target_shape: Optional[Sequence[int]] = None,
+    resize: bool = False,
+    where: str = "pred_probs",
+) -> np.ndarray:
+    """Brings one image's stored probabilities into the core's (K,H,W) form.
+
+    Args:
+        array: (K,H,W) or (H,W,K) array as stored
+        layout ("KHW"): which of the two it is
+        logits (False): apply a softmax over the class axis
+        num_classes (None): expected K (the class list's length)
+        target_shape (None): the label mask's (H, W)
+        resize (False): bilinearly resize a different-resolution output to
+            ``target_shape`` (renormalised) instead of raising
+        where ("pred_probs"): how to name this array in errors
+
+    Raises:
+        ShapeMismatchError: K or (H, W) disagree with the expectation
+    """
+    check_layout(layout)
+    if array.ndim != 3:
+        raise ShapeMismatchError(f"{where} has shape {array.shape}; expected 3 dimensions ({layout}).")
+    p = array if layout == "KHW" else array.transpose(2, 0, 1)
+    if num_classes is not None and p.shape[0] != num_classes:
+        other = array.shape[0] if layout == "HWK" else array.shape[2]
+        hint = (
+            f" With layout='{'HWK' if layout == 'KHW' else 'KHW'}' it would have {other}: "
+            "check the layout." if other == num_classes else ""
+        )
+        raise ShapeMismatchError(
+            f"{where} has {p.shape[0]} class channels (layout {layout}, shape {array.shape}) "
+            f"but the class list has {num_classes} classes; probability channel k must be "
+            f"class k of the list.{hint}"
+        )
+    if logits:
+        p = softmax(p, axis=0)
+    if target_shape is not None and tuple(p.shape[1:]) != tuple(target_shape):
+        if not resize:
+            raise ShapeMismatchError(
+                f"{where} is {p.shape[1]}x{p.shape[2]} but the label mask is "
+                f"{target_shape[0]}x{target_shape[1]}. Pass resize=True to resize the "
+                "probabilities bilinearly to the mask, or store full-size probabilities."
+            )
+        p = resize_probs(p, tuple(target_shape))
+    return p
+
+
+def load_probs(
+    path: str,
+    *,
+    key: Optional[str] = None,
+    layout: str = "KHW",
+    logits: bool = False,
+    num_classes: Optional[int] = None,
+    target_shape: Optional[Sequence[int]] = None,
+    resize: bool = False,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> np.ndarray:
+    """Reads a probability file and returns (K,H,W) probabilities.
+
+    Combines :func:`read_prob_array` and :func:`to_class_first`; see there.
+
+    Example::
+
+        probs = load_probs("pred/0001.npz", key="probs_u8", num_classes=12,
+                           target_shape=(360, 480))
+    """
+    return to_class_first(
+        read_prob_array(path, key=key, max_bytes=max_bytes),
+        layout=layout,
+        logits=logits,
+        num_classes=num_classes,
+        target_shape=target_shape,
+        resize=resize,
+        where=path,
+    )

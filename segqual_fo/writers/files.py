@@ -1,0 +1,73 @@
+"""PNG outputs: heatmaps and issue masks, written atomically.
+
+File names come from sample ids (hex strings) and a fixed suffix, never from
+file paths or field values, and always live under the chosen output
+directory: no user-controlled string reaches the file system.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from segqual_fo.errors import InvalidInputError
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+#: Heatmaps are stored as 8-bit PNGs: value = round(255 * (1 - pixel score)).
+HEATMAP_SCALE = 255
+
+
+def output_path(output_dir: str, score_field: str, sample_id: str, kind: str) -> str:
+    """``output_dir/score_field/<sample_id>_<kind>.png``, validated.
+
+    Raises:
+        InvalidInputError: an id or field name that is not a safe token
+    """
+    for name, value in (("sample id", sample_id), ("score_field", score_field), ("kind", kind)):
+        if not _SAFE_ID.match(str(value)):
+            raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
+    return os.path.join(output_dir, score_field, f"{sample_id}_{kind}.png")
+
+
+def write_png_atomic(path: str, image: np.ndarray) -> None:
+    """Writes a PNG to a temporary name in the same directory, then renames.
+
+    A crash leaves either the old file or the new one, never half a file.
+    """
+    import cv2
+
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, image):
+            raise OSError(f"OpenCV could not write {tmp}")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def heatmap_image(pixel_scores: np.ndarray) -> np.ndarray:
+    """(H,W) uint8 heatmap of ``1 - pixel score`` in 0..255; ignored (NaN)
+    pixels and perfectly scored pixels are 0, which the App draws
+    transparent."""
+    bad = 1.0 - pixel_scores.astype(np.float32)
+    np.nan_to_num(bad, copy=False, nan=0.0)
+    np.clip(bad, 0.0, 1.0, out=bad)
+    return np.rint(bad * HEATMAP_SCALE).astype(np.uint8)
+
+
+def issue_mask_image(issues: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(H,W) issue mask with value = given class index + 1 (0 = no issue,
+    transparent in the App); uint8, or uint16 for 255+ classes."""
+    dtype = np.uint8 if num_classes < 255 else np.uint16
+    out = np.zeros(issues.shape, dtype=dtype)
+    out[issues] = labels[issues].astype(dtype) + 1
+    return out
