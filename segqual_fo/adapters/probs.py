@@ -193,6 +193,14 @@ def to_class_first(
     if logits:
         p = softmax(p, axis=0)
     if target_shape is not None and tuple(p.shape[1:]) != tuple(target_shape):
+        other = array.shape[:2] if layout == "KHW" else array.shape[1:]
+        if tuple(other) == tuple(target_shape):
+            raise ShapeMismatchError(
+                f"{where} has shape {array.shape}, which matches the {target_shape[0]}x"
+                f"{target_shape[1]} label mask with the class axis "
+                f"{'last' if layout == 'KHW' else 'first'}: pass "
+                f"layout='{'HWK' if layout == 'KHW' else 'KHW'}'."
+            )
         if not resize:
             raise ShapeMismatchError(
                 f"{where} is {p.shape[1]}x{p.shape[2]} but the label mask is "

@@ -132,7 +132,7 @@ class ImageSource:
         InvalidInputError: for inputs of the wrong kind or count
     """
 
-    def __init__(self, labels: Any, pred_probs: Any):
+    def __init__(self, labels: Any, pred_probs: Any, *, num_classes: Optional[int] = None):
         self._labels = self._as_indexable(labels, "labels", 3, "(N, H, W)", "(H, W)")
         self._probs = self._as_indexable(pred_probs, "pred_probs", 4, "(N, K, H, W)", "(K, H, W)")
         n_l, n_p = len(self._labels), len(self._probs)
@@ -144,18 +144,42 @@ class ImageSource:
         if n_l == 0:
             raise InvalidInputError("labels and pred_probs are empty: nothing to score.")
         self.n = n_l
-        first = self._probs[0]
-        if np.ndim(first) != 3:
-            raise ShapeMismatchError(
-                f"pred_probs[0] has shape {np.shape(first)}; expected (K, H, W).",
-                index=0,
-            )
-        self.num_classes = int(np.shape(first)[0])
-        shapes = {tuple(np.shape(self._labels[i])) for i in range(self.n)} if not _is_stacked(
-            labels, 3
-        ) else {tuple(labels.shape[1:])}
-        self.same_size = len(shapes) == 1
-        self.image_shape = next(iter(shapes)) if self.same_size else None
+        if num_classes is None:
+            # a stacked array tells K without loading anything; a (possibly
+            # lazy) sequence is asked for its first item once
+            first_shape = self._probs.shape[1:] if isinstance(self._probs, np.ndarray) else np.shape(self._probs[0])
+            if len(first_shape) != 3:
+                raise ShapeMismatchError(
+                    f"pred_probs[0] has shape {tuple(first_shape)}; expected (K, H, W).", index=0
+                )
+            num_classes = int(first_shape[0])
+        self.num_classes = num_classes
+        self._same_size: Optional[bool] = None
+        self._image_shape = None
+
+    def _sizes(self) -> None:
+        # only the array APIs need this (to stack outputs); for a lazy
+        # sequence it loads every label, so it is computed on demand
+        if isinstance(self._labels, np.ndarray):
+            shapes = {tuple(self._labels.shape[1:])}
+        else:
+            shapes = {tuple(np.shape(self._labels[i])) for i in range(self.n)}
+        self._same_size = len(shapes) == 1
+        self._image_shape = next(iter(shapes)) if self._same_size else None
+
+    @property
+    def same_size(self) -> bool:
+        """True when every image has the same (H, W)."""
+        if self._same_size is None:
+            self._sizes()
+        return self._same_size
+
+    @property
+    def image_shape(self):
+        """The common (H, W), or None for mixed sizes."""
+        if self._same_size is None:
+            self._sizes()
+        return self._image_shape
 
     @staticmethod
     def _as_indexable(x: Any, name: str, ndim: int, stacked: str, single: str) -> Sequence:

@@ -13,9 +13,10 @@ every image, so an image's issues are known only after all images are seen.
    ``s = p[y]``, argmax ``j`` (first maximum on ties) and ``p[j]``:
    accumulate per-class sums of ``s`` and pixel counts (float64), a
    histogram of ``s`` over 16256 monotone bins (the top 16 bits of its
-   float32 representation), and keep a compact per-pixel cache of
-   ``(s, p[j], j if j != y)``: 9 bytes per pixel for float32, instead of 4K
-   bytes of probabilities, in memory or in a directory.
+   float32 representation), and keep a compact cache: ``s`` for every pixel,
+   plus ``(position, j, p[j])`` for the pixels where ``j != y`` (the only
+   ones that can be issues): about 4 bytes per pixel for float32 instead of
+   4K bytes of probabilities, in memory or in a directory.
 2. :meth:`IssueFinder.finish`: per-class confident thresholds
    ``t_k = mean(s | y = k)``, clipped below at 2e-6 (a class that no valid
    pixel carries gets 2e-6, as in cleanlab; an ignored value that is also a
@@ -66,6 +67,15 @@ _NUM_BINS = int(np.array(1.02, dtype=np.float32).view(np.uint32) >> _HIST_SHIFT)
 _COMPACT_EVERY = 1 << 22
 
 
+def _values_in_bin(s: np.ndarray, b: int) -> np.ndarray:
+    """The scores of ``s`` falling in histogram bin ``b`` (NaN never does)."""
+    if s.dtype == np.float32:  # the bin is a float32 interval: compare directly
+        lo = np.array(b << _HIST_SHIFT, dtype=np.uint32).view(np.float32)
+        hi = np.array((b + 1) << _HIST_SHIFT, dtype=np.uint32).view(np.float32)
+        return s[(s >= lo) & (s < hi)]
+    return s[_score_bins(s) == b]
+
+
 def _score_bins(s: np.ndarray) -> np.ndarray:
     """Monotone histogram bin of each score (NaN lands far above all bins)."""
     s32 = s if s.dtype == np.float32 else s.astype(np.float32)
@@ -76,19 +86,52 @@ def _score_bins(s: np.ndarray) -> np.ndarray:
 class CacheEntry:
     """Compact per-image record kept between the passes.
 
+    Only the scores are dense; the other arrays list the pixels where the
+    argmax differs from a valid label, the only ones that can be issues.
+
     Attributes:
-        scores: grid self-confidence, NaN where not scored
-        pred_prob: grid argmax probability
-        disagree_pred: grid argmax where it differs from a valid label, else
-            the sentinel (the dtype's max)
-        full_disagree_pred: the same at full resolution when downsampling,
-            else None
+        scores: (h,w) grid self-confidence, NaN where not scored
+        dis_index: int32 flat grid indices of the disagreeing pixels
+        dis_pred: their argmax class
+        dis_prob: their argmax probability
+        shape: full-resolution (H, W)
+        full_dis_index: with downsampling, the disagreeing pixels at full
+            resolution (flat indices), else None
+        full_dis_pred: their argmax class, else None
     """
 
     scores: np.ndarray
-    pred_prob: np.ndarray
-    disagree_pred: np.ndarray
-    full_disagree_pred: Optional[np.ndarray] = None
+    dis_index: np.ndarray
+    dis_pred: np.ndarray
+    dis_prob: np.ndarray
+    shape: Tuple[int, int]
+    full_dis_index: Optional[np.ndarray] = None
+    full_dis_pred: Optional[np.ndarray] = None
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        out = {
+            "scores": self.scores,
+            "dis_index": self.dis_index,
+            "dis_pred": self.dis_pred,
+            "dis_prob": self.dis_prob,
+            "shape": np.asarray(self.shape, dtype=np.int64),
+        }
+        if self.full_dis_index is not None:
+            out["full_dis_index"] = self.full_dis_index
+            out["full_dis_pred"] = self.full_dis_pred
+        return out
+
+    @classmethod
+    def from_arrays(cls, a) -> "CacheEntry":
+        return cls(
+            scores=a["scores"],
+            dis_index=a["dis_index"],
+            dis_pred=a["dis_pred"],
+            dis_prob=a["dis_prob"],
+            shape=tuple(int(v) for v in a["shape"]),
+            full_dis_index=a["full_dis_index"] if "full_dis_index" in a else None,
+            full_dis_pred=a["full_dis_pred"] if "full_dis_pred" in a else None,
+        )
 
 
 @dataclass
@@ -148,26 +191,14 @@ class DirectoryCache:
         return os.path.join(self.directory, f"{index:09d}.npz")
 
     def put(self, index: int, entry: CacheEntry) -> None:
-        arrays = {
-            "scores": entry.scores,
-            "pred_prob": entry.pred_prob,
-            "disagree_pred": entry.disagree_pred,
-        }
-        if entry.full_disagree_pred is not None:
-            arrays["full_disagree_pred"] = entry.full_disagree_pred
         path = self._path(index)
         tmp = path + ".tmp.npz"
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **entry.arrays())
         os.replace(tmp, path)
 
     def get(self, index: int) -> CacheEntry:
         with np.load(self._path(index), allow_pickle=False) as z:
-            return CacheEntry(
-                scores=z["scores"],
-                pred_prob=z["pred_prob"],
-                disagree_pred=z["disagree_pred"],
-                full_disagree_pred=z["full_disagree_pred"] if "full_disagree_pred" in z else None,
-            )
+            return CacheEntry.from_arrays({k: z[k] for k in z.files})
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -293,11 +324,13 @@ class IssueFinder:
             out=out,
         )
         f = self.downsample
-        sentinel = self.pred_dtype.type(self.sentinel)
-        full_dpred = np.where(ev.disagree, ev.pred, sentinel)
+        full_dis = np.flatnonzero(ev.disagree.reshape(-1)).astype(np.int32)
         if f == 1:
-            scores, pmax, dpred, lab, valid = ev.pixel_scores, ev.pred_prob, full_dpred, ev.labels, ev.valid
-            full = None
+            scores, lab, valid = ev.pixel_scores, ev.labels, ev.valid
+            dis_index = full_dis
+            dis_pred = ev.pred.reshape(-1)[dis_index]
+            dis_prob = ev.pred_prob.reshape(-1)[dis_index]
+            full_index = full_pred = None
         else:
             h, w = ev.labels.shape
             if h % f or w % f:
@@ -323,8 +356,10 @@ class IssueFinder:
             dis = pred != lab
             if valid is not None:
                 dis &= valid
-            dpred = np.where(dis, pred, sentinel)
-            full = full_dpred
+            dis_index = np.flatnonzero(dis.reshape(-1)).astype(np.int32)
+            dis_pred = pred.reshape(-1)[dis_index]
+            dis_prob = pmax.reshape(-1)[dis_index]
+            full_index, full_pred = full_dis, ev.pred.reshape(-1)[full_dis]
         if valid is None:
             lab_v, s_v = lab.ravel(), scores.ravel()
         else:
@@ -334,9 +369,14 @@ class IssueFinder:
             class_sums=np.bincount(lab_v, weights=s_v, minlength=self.num_classes),
             class_counts=np.bincount(lab_v, minlength=self.num_classes).astype(np.int64),
             histogram=np.bincount(_score_bins(s_v), minlength=_NUM_BINS).astype(np.int64),
-            entry=CacheEntry(scores, pmax, dpred, full),
+            entry=CacheEntry(
+                scores, dis_index, dis_pred, dis_prob, ev.labels.shape, full_index, full_pred
+            ),
             evidence=ev,
         )
+        # the probabilities are not needed past this point: do not let a
+        # queued partial keep a whole (K,H,W) image alive
+        ev.probs = None
         return partial
 
     def add(self, partial: ImagePartial) -> None:
@@ -399,9 +439,8 @@ class IssueFinder:
         num_issues = 0
         for i in order:
             e = self.cache.get(i)
-            m = e.disagree_pred != self.sentinel
-            if m.any():
-                num_issues += int(np.count_nonzero(e.pred_prob[m] >= adj[e.disagree_pred[m]]))
+            if e.dis_index.size:
+                num_issues += int(np.count_nonzero(e.dis_prob >= adj[e.dis_pred]))
             step += 1
             if progress:
                 progress(step, total_steps)
@@ -420,7 +459,7 @@ class IssueFinder:
         uniq = counts = None
         for i in order:
             e = self.cache.get(i)
-            vals = e.scores[_score_bins(e.scores) == b]
+            vals = _values_in_bin(e.scores, b)
             if vals.size:
                 collected.append(vals)
                 pending += vals.size
@@ -449,21 +488,29 @@ class IssueFinder:
         return self.selection
 
     # -- pass 3 -----------------------------------------------------------
-    def issues(self, index: int) -> Tuple[npt.NDArray[np.bool_], np.ndarray]:
+    def issues(self, index: int, entry: Optional[CacheEntry] = None) -> Tuple[npt.NDArray[np.bool_], np.ndarray]:
         """Issue mask of one image after :meth:`finish`.
 
+        ``entry`` is the image's cache entry when the caller already read it
+        (saves a read of a :class:`DirectoryCache`).
+
         Returns:
-            ``(mask, disagree_pred)``: the (H,W) bool issue mask and the (H,W)
-            argmax class where it differs from a valid label (the sentinel
+            ``(mask, pred)``: the (H,W) bool issue mask and the (H,W) argmax
+            class where it differs from a valid label (the sentinel
             ``self.sentinel`` elsewhere)
         """
         sel = self.selection
         if sel is None:
             raise SegQualError("call IssueFinder.finish() before issues().")
-        e = self.cache.get(index)
-        full = e.full_disagree_pred if e.full_disagree_pred is not None else e.disagree_pred
+        e = entry if entry is not None else self.cache.get(index)
+        f = self.downsample
+        full_index = e.dis_index if f == 1 else e.full_dis_index
+        full_pred = e.dis_pred if f == 1 else e.full_dis_pred
+        pred = np.full(e.shape, self.sentinel, dtype=self.pred_dtype)
+        pred.reshape(-1)[full_index] = full_pred
+        mask = np.zeros(e.shape, dtype=bool)
         if sel.cutoff is None:
-            return np.zeros(full.shape, dtype=bool), full
+            return mask, pred
         s = e.scores
         cutoff = s.dtype.type(sel.cutoff)
         if sel.tie_quota:
@@ -473,11 +520,10 @@ class IssueFinder:
                 low.ravel()[np.flatnonzero(s == cutoff)[:q]] = True
         else:
             low = s <= cutoff
-        f = self.downsample
         if f > 1:
             low = low.repeat(f, axis=0).repeat(f, axis=1)
-            return low & (full != self.sentinel), full
-        return low & (full != self.sentinel), full
+        mask.reshape(-1)[full_index] = low.reshape(-1)[full_index]
+        return mask, pred
 
     def close(self) -> None:
         """Releases the cache (removes a temporary cache directory)."""

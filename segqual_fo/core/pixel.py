@@ -313,6 +313,38 @@ def argmax_first(p: np.ndarray, pmax: np.ndarray, dtype: np.dtype, axis: int = 0
     return acc
 
 
+def _argmax(p, pmax, scores, lab, valid, tol, dtype) -> np.ndarray:
+    """Argmax class of (B,K,H,W) ``p`` (first maximum on ties), computed only
+    where it can differ from the label.
+
+    Where the label's probability is the maximum (``s == pmax``) the argmax
+    is the label, unless another class ties at the maximum; a tie needs two
+    classes at ``s``, so ``2 s <= 1 + tol``. Every other pixel (and every
+    ignored pixel) is a candidate. A confident model leaves few candidates,
+    and gathering their K values beats K passes over the whole image; when
+    more than a tenth of the pixels are candidates the dense path is used.
+    """
+    with np.errstate(invalid="ignore"):
+        cand = (pmax > scores) | (scores * 2 <= 1 + tol)
+    if valid is not None:
+        cand |= ~valid
+    idx = np.flatnonzero(cand.reshape(-1))
+    if idx.size * 10 > cand.size:
+        return argmax_first(p, pmax, dtype, axis=1)
+    n_img, k = p.shape[:2]
+    hw = cand[0].size
+    pred = lab.astype(dtype)
+    if idx.size:
+        flat = p.reshape(n_img, k, hw)
+        for b in range(n_img):
+            lo, hi = np.searchsorted(idx, [b * hw, (b + 1) * hw])
+            if hi > lo:
+                q = idx[lo:hi] - b * hw
+                sub = flat[b][:, q]  # (K, n)
+                pred[b].reshape(-1)[q] = argmax_first(sub, pmax[b].reshape(-1)[q], dtype)
+    return pred
+
+
 def pixel_evidence(
     labels: np.ndarray,
     pred_probs: np.ndarray,
@@ -429,7 +461,7 @@ def pixel_evidence(
                 f"{name('pred_probs', b)} holds NaN values (first at row {r}, col {c}).",
                 index=name.position(b),
             )
-        ev.pred = argmax_first(p, pmax, class_dtype(num_classes), axis=1)
+        ev.pred = _argmax(p, pmax, scores, lab, valid, tol, class_dtype(num_classes))
         ev.pred_prob = pmax
     if not batched:
         ev = PixelEvidence(

@@ -89,6 +89,7 @@ def iter_label_quality(
     cache=None,
     on_scan=None,
     skip_failures: bool = False,
+    num_classes: Optional[int] = None,
 ) -> Iterator[ImageResult]:
     """Yields an :class:`ImageResult` per image, in input order.
 
@@ -117,6 +118,8 @@ def iter_label_quality(
             (any exception from the sequences, or invalid values) yields a
             result with ``error`` set instead of stopping the run; it is left
             out of the dataset statistics of "num_pixel_issues"
+        num_classes (None): K, when the caller knows it (saves loading the
+            first image an extra time to find out)
 
     Raises:
         InvalidInputError: and subclasses, naming the image
@@ -128,7 +131,7 @@ def iter_label_quality(
         raise InvalidInputError(f"issue_threshold must be in [0, 1], got {issue_threshold!r}.")
     ignore = normalize_ignore_index(ignore_index)
     jobs = resolve_n_jobs(n_jobs)
-    source = ImageSource(labels, pred_probs)
+    source = ImageSource(labels, pred_probs, num_classes=num_classes)
 
     def failed(i: int, error: BaseException) -> ImageResult:
         return ImageResult(index=i, score=float("nan"), pixel_scores=np.empty((0, 0)), num_valid=0, error=error)
@@ -196,8 +199,9 @@ def iter_label_quality(
             if i in errors:
                 yield errors[i]
                 continue
-            mask, pred = finder.issues(i)
-            scores = finder.cache.get(i).scores if f == 1 else None
+            entry = finder.cache.get(i)
+            mask, pred = finder.issues(i, entry)
+            scores = entry.scores if f == 1 else None
             labels_i = None
             try:
                 if scores is None:

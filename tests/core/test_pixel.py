@@ -145,3 +145,19 @@ def test_unsupported_dtype():
 def test_bad_check_mode(rng):
     with pytest.raises(InvalidInputError, match="check_probs"):
         pixel_evidence(np.zeros((2, 2), int), random_probs(rng, (2, 2, 2)), check_probs="yes")
+
+
+def test_sparse_argmax_path_is_exact(rng):
+    """A confident model takes the candidate-only argmax path: same answer as
+    numpy, ties at the maximum included."""
+    from tests.core.helpers import blob_labels, plausible_model
+
+    labels = blob_labels(rng, 2, 6, 32, 32)
+    p = plausible_model(rng, labels, 6, strength=9.0).astype(np.float64)
+    # a few exact ties at the maximum (0.5 / 0.5), some before the label
+    p[:, :, 0, :4] = 0.0
+    p[:, 0, 0, :4] = 0.5
+    p[:, 5, 0, :4] = 0.5
+    ev = pixel_evidence(labels, p, with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, p.argmax(1))
+    np.testing.assert_array_equal(ev.pred_prob, p.max(1))

@@ -1,0 +1,142 @@
+"""FiftyOne labels to label masks: ``fo.Segmentation`` and ``fo.Detections``.
+
+``fo.Segmentation``: the mask comes from ``mask`` (stored in the database) or
+``mask_path`` (a PNG, 8/16-bit or RGB), read as stored.
+
+``fo.Detections`` with instance masks (what FiftyOne's COCO importer makes):
+rasterised to a semantic mask at the image size (each instance mask pasted
+where the importer cut it, see :func:`_render`), using the same rule as
+:mod:`segqual_fo.adapters.coco`: uncovered pixels are void (255), larger
+objects are painted first so smaller ones stay visible, crowd objects
+(attribute ``iscrowd`` truthy) are void except where another object covers
+them. Detections without an instance mask fill their bounding box.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+import fiftyone as fo
+
+from segqual_fo.adapters.masks import VOID_VALUE
+from segqual_fo.errors import FiftyOneInputError, InvalidFileError
+
+SUPPORTED_LABEL_TYPES = (fo.Segmentation, fo.Detections)
+
+
+def read_mask_file(path: str) -> np.ndarray:
+    """Reads a mask image as stored (8/16-bit gray or RGB, no conversion).
+
+    Raises:
+        InvalidFileError: missing or unreadable file
+    """
+    import os
+
+    import cv2
+
+    if not os.path.isfile(path):
+        raise InvalidFileError(f"mask file {path} does not exist.")
+    m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise InvalidFileError(f"cannot read mask file {path} (not an image OpenCV can decode).")
+    if m.ndim == 3:
+        m = m[:, :, 2::-1] if m.shape[2] >= 3 else m  # BGR(A) -> RGB
+    return m
+
+
+def segmentation_mask(label: "fo.Segmentation") -> np.ndarray:
+    """The stored mask of a ``fo.Segmentation`` (inline or from mask_path)."""
+    if label.mask is not None:
+        return np.asarray(label.mask)
+    if label.mask_path:
+        return read_mask_file(label.mask_path)
+    raise FiftyOneInputError("the Segmentation has neither a mask nor a mask_path.")
+
+
+def _is_crowd(det) -> bool:
+    return bool(det.has_field("iscrowd") and det.get_field("iscrowd"))
+
+
+def _area(det) -> float:
+    if det.mask is not None:
+        bw, bh = det.bounding_box[2], det.bounding_box[3]
+        m = np.asarray(det.mask)
+        return float(np.count_nonzero(m)) / max(m.size, 1) * bw * bh
+    return float(det.bounding_box[2] * det.bounding_box[3])
+
+
+def _render(canvas_shape: Tuple[int, int], det) -> Tuple[np.ndarray, Tuple[int, int]]:
+    """(object mask clipped to the image, (x0, y0)) in pixels.
+
+    The instance mask is the crop of the full-image mask at
+    ``round(x * W), round(y * H)`` (how FiftyOne's COCO importer cuts it), so
+    it is pasted there at its own size, without resampling: this reproduces
+    pycocotools' masks exactly. A mask whose size disagrees with its box by
+    more than a rounding pixel is resized to the box (nearest neighbour).
+    """
+    h, w = canvas_shape
+    bx, by, bw, bh = det.bounding_box
+    x0, y0 = int(round(bx * w)), int(round(by * h))
+    box_w = max(int(round((bx + bw) * w)) - x0, 0)
+    box_h = max(int(round((by + bh) * h)) - y0, 0)
+    if det.mask is None:
+        obj = np.ones((box_h, box_w), dtype=bool)
+    else:
+        obj = np.asarray(det.mask).astype(bool)
+        if abs(obj.shape[0] - box_h) > 1 or abs(obj.shape[1] - box_w) > 1:
+            import cv2
+
+            obj = cv2.resize(obj.astype(np.uint8), (max(box_w, 1), max(box_h, 1)), interpolation=cv2.INTER_NEAREST).astype(bool)
+    # clip to the image
+    cx0, cy0 = max(x0, 0), max(y0, 0)
+    obj = obj[cy0 - y0 : max(h - y0, 0), cx0 - x0 : max(w - x0, 0)]
+    return obj, (cx0, cy0)
+
+
+def detections_to_mask(
+    detections: Optional["fo.Detections"],
+    frame_size: Tuple[int, int],
+    class_index: Dict[str, int],
+    *,
+    void: int = VOID_VALUE,
+    where: str = "sample",
+) -> np.ndarray:
+    """Semantic (H,W) mask from instance detections (see the module docs).
+
+    Args:
+        detections: a ``fo.Detections`` (None: an image with no objects)
+        frame_size: (width, height) of the image
+        class_index: detection label -> class index
+        void (255): value of uncovered and crowd pixels
+        where ("sample"): how to name the sample in errors
+
+    Raises:
+        FiftyOneInputError: a detection label that is not a class
+    """
+    w, h = frame_size
+    dtype = np.uint8 if void <= 255 else np.uint16
+    out = np.full((h, w), void, dtype=dtype)
+    if detections is None:
+        return out
+    dets = list(detections.detections or [])
+    painted = np.zeros((h, w), dtype=bool)
+    crowds = [d for d in dets if _is_crowd(d)]
+    things = [d for d in dets if not _is_crowd(d)]
+    for det in sorted(things, key=_area, reverse=True):
+        if det.label not in class_index:
+            raise FiftyOneInputError(
+                f"{where} has a detection labelled {det.label!r}, which is not one of the "
+                f"{len(class_index)} classes; pass classes=[...] including it, or ignore it."
+            )
+        obj, (x0, y0) = _render((h, w), det)
+        dh, dw = obj.shape
+        out[y0 : y0 + dh, x0 : x0 + dw][obj] = class_index[det.label]
+        painted[y0 : y0 + dh, x0 : x0 + dw] |= obj
+    for det in crowds:
+        obj, (x0, y0) = _render((h, w), det)
+        dh, dw = obj.shape
+        region = obj & ~painted[y0 : y0 + dh, x0 : x0 + dw]
+        out[y0 : y0 + dh, x0 : x0 + dw][region] = void
+    return out
