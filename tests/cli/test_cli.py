@@ -12,7 +12,9 @@ import fiftyone as fo
 
 from segqual_fo.cli import main
 
-COCO_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "coco-val2017-10")
+from tests.shared_data import shared_data
+
+COCO_DIR = shared_data("coco-val2017-10") or "/nonexistent"
 ANNS = os.path.join(COCO_DIR, "annotations", "instances_val2017_subset.json")
 
 

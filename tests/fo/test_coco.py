@@ -12,7 +12,9 @@ from segqual_fo.adapters.coco import coco_annotations_to_label_mask, coco_classe
 from segqual_fo.adapters.fiftyone_labels import detections_to_mask
 from tests.core.helpers import plausible_model
 
-COCO_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "coco-val2017-10")
+from tests.shared_data import shared_data
+
+COCO_DIR = shared_data("coco-val2017-10") or "/nonexistent"
 ANNS = os.path.join(COCO_DIR, "annotations", "instances_val2017_subset.json")
 pytestmark = pytest.mark.skipif(not os.path.isfile(ANNS), reason="shared COCO data absent")
 

@@ -1,0 +1,591 @@
+"""Operators: compute_label_quality, sort_by_label_quality, tag_label_issues.
+
+Each ``resolve_input`` builds a form from the dataset (only the fields that
+fit are offered, bad choices are marked invalid with a message), and each
+``execute`` unpacks ``ctx.params`` and calls the library or a FiftyOne view
+method. The params of ``compute_label_quality`` carry the names of
+``segqual_fo.compute_label_quality``'s arguments, so scripts can run it with
+``fiftyone.operators.execute_operator(uri, {"dataset": ..., "params": {...}})``.
+"""
+
+import os
+import re
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+from fiftyone import ViewField as F
+
+from . import runs
+
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MAX_FAILURES_SHOWN = 50
+#: Samples looked at when checking that a probability directory matches.
+_PEEK = 50
+
+#: Params passed through to ``segqual_fo.compute_label_quality`` when set.
+LIBRARY_ARGS = (
+    "label_field",
+    "probs_field",
+    "probs_dir",
+    "probs_key",
+    "layout",
+    "logits",
+    "resize",
+    "classes",
+    "ignore_index",
+    "method",
+    "temperature",
+    "downsample",
+    "issue_threshold",
+    "score_field",
+    "output_dir",
+    "overwrite",
+    "min_region_area",
+    "n_jobs",
+)
+
+
+def _invalid(prop, message):
+    prop.invalid = True
+    prop.error_message = message
+    return prop
+
+
+def _as_str_list(value):
+    """Scripts may pass ignore values / classes as a scalar, a list or a
+    comma-separated string; the form holds a list of strings."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [str(value)]
+
+
+def _ignore_values(strings):
+    """Form strings -> the library's ``ignore_index`` (ints stay ints, other
+    entries are class names)."""
+    out = []
+    for s in strings or []:
+        out.append(int(s) if re.fullmatch(r"-?\d+", s) else s)
+    return out or None
+
+
+def normalize_params(params):
+    """Brings script-style params into the form's shape, in place (the
+    executor validates ``ctx.params`` against the form after
+    ``resolve_input``)."""
+    for name in ("ignore_index", "classes"):
+        if name in params:
+            params[name] = _as_str_list(params[name])
+    if not params.get("probs_source"):
+        params["probs_source"] = "dir" if params.get("probs_dir") and not params.get("probs_field") else "field"
+    return params
+
+
+def library_kwargs(params):
+    """``ctx.params`` -> keyword arguments of ``compute_label_quality``."""
+    params = normalize_params(dict(params))
+    kwargs = {}
+    for name in LIBRARY_ARGS:
+        value = params.get(name)
+        if value is None or value == "" or value == []:
+            continue
+        kwargs[name] = value
+    if params["probs_source"] == "dir":
+        kwargs.pop("probs_field", None)
+    else:
+        kwargs.pop("probs_dir", None)
+    if "ignore_index" in kwargs:
+        kwargs["ignore_index"] = _ignore_values(kwargs["ignore_index"])
+    return kwargs
+
+
+def _failures_table():
+    table = types.TableView()
+    table.add_column("sample_id", label="Sample")
+    table.add_column("filepath", label="File")
+    table.add_column("reason", label="Reason")
+    return table
+
+
+# --------------------------------------------------------------------------
+
+
+class ComputeLabelQuality(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compute_label_quality",
+            label="Compute segmentation label quality",
+            description=(
+                "Scores every image's segmentation labels against a model's stored class "
+                "probabilities and writes scores, heatmaps, issue masks and issue regions"
+            ),
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_delegation(self, ctx):
+        # the form's checkbox forces delegation; otherwise the App's (or the
+        # caller's request_delegation) choice stands
+        return True if ctx.params.get("delegate") else None
+
+    def resolve_run_name(self, ctx):
+        return "compute_label_quality (%s)" % ctx.params.get("score_field", runs.DEFAULT_SCORE_FIELD)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        form = types.View(label="Compute segmentation label quality")
+        try:
+            from segqual_fo.core import METHODS
+            from segqual_fo.pipeline import output_fields
+        except ImportError as e:
+            prop = inputs.view(
+                "segqual_missing",
+                types.Error(
+                    label="segqual_fo cannot be imported by the App server",
+                    description="%s. Install it into the server's Python: pip install segqual-fo" % e,
+                ),
+            )
+            _invalid(prop, "segqual_fo is not installed")
+            return types.Property(inputs, view=form)
+
+        params = normalize_params(ctx.params)
+        inputs.view_target(ctx, action_description="Score")
+        target = ctx.target_view()
+
+        ok = self._label_inputs(inputs, params, target)
+        ok = self._probs_inputs(inputs, params, target) and ok
+        self._method_inputs(inputs, params, METHODS)
+        self._output_inputs(inputs, params, ctx.dataset, output_fields)
+
+        inputs.bool(
+            "delegate",
+            default=False,
+            label="Delegate execution",
+            description="Queue the run for a delegated-operation worker (`fiftyone delegated launch`)",
+            view=types.CheckboxView(),
+        )
+        if ok and len(target) == 0:
+            _invalid(inputs.view("empty", types.Warning(label="The target has no samples")), "no samples")
+        return types.Property(inputs, view=form)
+
+    def _label_inputs(self, inputs, params, target):
+        choices = runs.label_field_choices(target)
+        dropdown = types.DropdownView()
+        for name, kind in choices.items():
+            dropdown.add_choice(name, label="%s (%s)" % (name, kind))
+        values = list(choices)
+        default = values[0] if values else None
+        prop = inputs.enum(
+            "label_field",
+            values or [""],
+            default=default,
+            required=True,
+            label="Label field",
+            description="The annotations to check: an fo.Segmentation or fo.Detections (instance masks) field",
+            view=dropdown,
+        )
+        if not values:
+            _invalid(prop, "This dataset has no fo.Segmentation or fo.Detections field to check.")
+            return False
+        chosen = params.get("label_field", default)
+        if chosen not in choices:
+            _invalid(prop, "%r is not a Segmentation/Detections field; choose one of: %s" % (chosen, ", ".join(values)))
+            return False
+        if choices[chosen] == "Detections":
+            inputs.list(
+                "classes",
+                types.String(),
+                label="Classes (probability-channel order)",
+                description="Needed only when the dataset has no class list for this field",
+                view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
+            )
+        return True
+
+    def _probs_inputs(self, inputs, params, target):
+        source = types.RadioGroup(orientation="horizontal")
+        source.add_choice("field", label="Path field", description="A string field with each sample's .npy/.npz file")
+        source.add_choice("dir", label="Directory", description="Files named like the images (by file stem)")
+        inputs.enum("probs_source", source.values(), default="field", label="Probabilities", view=source)
+
+        ok = True
+        if params.get("probs_source", "field") == "dir":
+            prop = inputs.str(
+                "probs_dir",
+                required=True,
+                label="Probability directory",
+                description="A directory of <image stem>.npy or .npz files on the App server",
+            )
+            ok = self._check_probs_dir(prop, params.get("probs_dir"), target)
+        else:
+            strings = runs.string_field_choices(target)
+            default = runs.looks_like_probs_field(target, strings) or (strings[0] if strings else None)
+            prop = inputs.enum(
+                "probs_field",
+                strings or [""],
+                default=default,
+                required=True,
+                label="Probability path field",
+                description="A string field holding each sample's probability file (.npy or .npz)",
+                view=types.DropdownView(),
+            )
+            if not strings:
+                ok = False
+                _invalid(prop, "No string field holds probability paths; choose Directory instead.")
+            else:
+                ok = self._check_probs_field(prop, params.get("probs_field", default), strings, target)
+
+        inputs.str(
+            "probs_key",
+            label="Array name in .npz files",
+            description="Leave empty for .npy files or single-array .npz files",
+        )
+        layout = types.RadioGroup(orientation="horizontal")
+        layout.add_choice("KHW", label="K x H x W", description="classes first")
+        layout.add_choice("HWK", label="H x W x K", description="classes last")
+        inputs.enum("layout", layout.values(), default="KHW", label="Array layout", view=layout)
+        inputs.bool("logits", default=False, label="Files hold logits (apply a softmax)", view=types.CheckboxView())
+        inputs.bool(
+            "resize",
+            default=False,
+            label="Resize lower-resolution probabilities to the mask",
+            view=types.CheckboxView(),
+        )
+        return ok
+
+    @staticmethod
+    def _check_probs_field(prop, name, strings, target):
+        if name not in strings:
+            _invalid(prop, "%r is not a string field; choose one of: %s" % (name, ", ".join(strings)))
+            return False
+        first = target.exists(name).limit(1).values(name)
+        if not first:
+            _invalid(prop, "No sample in the target has a value in %r." % name)
+            return False
+        path = first[0]
+        if not path.lower().endswith(runs.PROBS_EXTS):
+            _invalid(prop, "%r holds %r; expected paths of .npy or .npz files." % (name, path))
+            return False
+        if not os.path.isfile(path):
+            _invalid(prop, "%r points to %s, which does not exist on the App server." % (name, path))
+            return False
+        return True
+
+    @staticmethod
+    def _check_probs_dir(prop, path, target):
+        if not path:
+            return False  # required: the form asks for it
+        if not os.path.isdir(path):
+            _invalid(prop, "%s is not a directory on the App server." % path)
+            return False
+        stems = {os.path.splitext(n)[0] for n in os.listdir(path) if n.lower().endswith(runs.PROBS_EXTS)}
+        if not stems:
+            _invalid(prop, "%s holds no .npy or .npz files." % path)
+            return False
+        peek = [os.path.splitext(os.path.basename(p))[0] for p in target.limit(_PEEK).values("filepath")]
+        if peek and not stems.intersection(peek):
+            _invalid(
+                prop,
+                "None of the first %d images has a file in %s (looked for e.g. %s.npy)." % (len(peek), path, peek[0]),
+            )
+            return False
+        return True
+
+    def _method_inputs(self, inputs, params, methods):
+        method = types.RadioGroup()
+        method.add_choice(
+            "softmin",
+            label="Softmin",
+            description="Soft minimum of pixel self-confidences: low when any region disagrees with the model",
+        )
+        method.add_choice(
+            "num_pixel_issues",
+            label="Issue count",
+            description="1 - fraction of pixels flagged by confident learning (two passes over the dataset)",
+        )
+        for m in methods:
+            if m not in method.values():
+                method.add_choice(m, label=m)
+        inputs.enum("method", list(methods), default="softmin", label="Scoring method", view=method)
+
+        if params.get("method", "softmin") == "softmin":
+            prop = inputs.float(
+                "temperature",
+                default=0.1,
+                label="Temperature",
+                description="Low (0.01) -> the worst pixel decides; high (10) -> the mean decides",
+            )
+            t = params.get("temperature", 0.1)
+            if isinstance(t, (int, float)) and not t > 0:
+                _invalid(prop, "The temperature must be > 0, got %s." % t)
+        else:
+            prop = inputs.int(
+                "downsample",
+                default=1,
+                label="Downsample factor",
+                description="Average f x f pixel blocks before computing the statistics",
+            )
+            f = params.get("downsample", 1)
+            if isinstance(f, (int, float)) and (f < 1 or int(f) != f):
+                _invalid(prop, "The downsample factor must be a positive integer, got %s." % f)
+
+        inputs.list(
+            "ignore_index",
+            types.String(),
+            label="Ignore values",
+            description="Mask values or class names excluded from scoring (255 is ignored unless it is a class)",
+            view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
+        )
+
+    def _output_inputs(self, inputs, params, dataset, output_fields):
+        prop = inputs.str(
+            "score_field",
+            default=runs.DEFAULT_SCORE_FIELD,
+            required=True,
+            label="Score field",
+            description="Also the prefix of the other output fields and the run key",
+        )
+        name = params.get("score_field", runs.DEFAULT_SCORE_FIELD)
+        if not isinstance(name, str) or not _FIELD_NAME.match(name):
+            _invalid(prop, "%r is not a field name (letters, digits, underscores)." % (name,))
+            return
+        fields = output_fields(name)
+        if params.get("label_field") in fields.values():
+            _invalid(prop, "The label field %r would be overwritten; choose another score field." % params["label_field"])
+            return
+        existing = [f for f in fields.values() if dataset.has_field(f)]
+        previous = name in [i.key for i in runs.segqual_runs(dataset)]
+        if existing and previous:
+            inputs.view(
+                "replaces",
+                types.Notice(label="Replaces the results of the previous run %r for the scored samples" % name),
+            )
+        elif existing:
+            ow = inputs.bool(
+                "overwrite",
+                default=False,
+                label="Overwrite existing fields",
+                description="Fields %s exist and were not written by segqual" % ", ".join(existing),
+                view=types.CheckboxView(),
+            )
+            if not params.get("overwrite"):
+                _invalid(ow, "Fields %s exist; tick Overwrite or choose another score field." % ", ".join(existing))
+                _invalid(prop, "Fields %s already exist." % ", ".join(existing))
+        inputs.view(
+            "writes",
+            types.Notice(label="Writes: %s" % ", ".join(fields.values())),
+        )
+        inputs.str(
+            "output_dir",
+            label="Output directory (optional)",
+            description="Where heatmap and issue-mask PNGs go (default: FiftyOne's dataset dir)",
+        )
+
+    def execute(self, ctx):
+        from segqual_fo import compute_label_quality
+
+        kwargs = library_kwargs(ctx.params)
+        if ctx.delegated:
+            progress = fo.report_progress(
+                lambda pb: ctx.set_progress(
+                    progress=pb.progress, label="scored %d of %d steps" % (pb.iteration, pb.total or 0)
+                ),
+                dt=0.5,
+            )
+        else:
+            progress = False
+        results = compute_label_quality(ctx.target_view(), skip_failures=True, progress=progress, **kwargs)
+        if not ctx.delegated:
+            ctx.trigger("reload_dataset")
+        failures = [
+            {"sample_id": f.sample_id, "filepath": f.filepath, "reason": f.reason}
+            for f in results.failures[:_MAX_FAILURES_SHOWN]
+        ]
+        return {
+            "score_field": results.score_field,
+            "method": results.method,
+            "fields": list(results.fields.values()),
+            "num_samples": results.num_samples,
+            "num_scored": results.num_scored,
+            "num_undefined": results.num_undefined,
+            "num_failures": len(results.failures),
+            "failures": failures,
+            "output_dir": results.output_dir,
+        }
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        res = ctx.results or {}
+        summary = "Scored %s of %s images with %s into `%s`." % (
+            res.get("num_scored"),
+            res.get("num_samples"),
+            res.get("method"),
+            res.get("score_field"),
+        )
+        if res.get("num_undefined"):
+            summary += " %d images have every pixel ignored (score left empty)." % res["num_undefined"]
+        outputs.md(summary, name="summary")
+        outputs.int("num_scored", label="Images scored")
+        outputs.int("num_failures", label="Images that failed")
+        if res.get("num_failures"):
+            outputs.list(
+                "failures",
+                types.Object(),
+                label="Failures (first %d)" % _MAX_FAILURES_SHOWN,
+                view=_failures_table(),
+            )
+        outputs.md(
+            "Next: run **sort_by_label_quality** or open the **Label quality** panel.",
+            name="next",
+        )
+        return types.Property(outputs, view=types.View(label="Label quality computed"))
+
+
+# --------------------------------------------------------------------------
+
+
+def _score_field_input(inputs, ctx, description):
+    """The score field picker shared by sort and tag. Returns (name, ok)."""
+    choices = runs.score_field_choices(ctx.dataset)
+    default = choices[0] if choices else runs.DEFAULT_SCORE_FIELD
+    prop = inputs.enum(
+        "score_field",
+        choices or [default],
+        default=default,
+        required=True,
+        label="Score field",
+        description=description,
+        view=types.DropdownView(),
+    )
+    name = ctx.params.get("score_field", default)
+    if not choices:
+        _invalid(prop, "No label-quality scores yet: run compute_label_quality first.")
+        return name, False
+    if name not in choices:
+        _invalid(prop, "%r holds no label-quality scores; choose one of: %s" % (name, ", ".join(choices)))
+        return name, False
+    return name, True
+
+
+class SortByLabelQuality(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="sort_by_label_quality",
+            label="Sort by label quality (worst first)",
+            description="Shows the images with the most likely wrong labels first",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _score_field_input(inputs, ctx, "Lower scores = labels more likely wrong")
+        inputs.bool(
+            "only_issues",
+            default=False,
+            label="Only images with issue pixels",
+            view=types.CheckboxView(),
+        )
+        ctx.target_view()  # offers the system target picker (dataset, view, selection)
+        return types.Property(inputs, view=types.View(label="Sort by label quality"))
+
+    def execute(self, ctx):
+        score_field = ctx.params.get("score_field") or runs.default_score_field(ctx.dataset)
+        view = ctx.target_view().exists(score_field)
+        if ctx.params.get("only_issues"):
+            num_issues = runs.run_fields(ctx.dataset, score_field)["num_issues"]
+            view = view.match(F(num_issues) > 0)
+        view = view.sort_by(score_field)
+        ctx.ops.set_view(view=view)
+        return {"score_field": score_field, "num_samples": len(view)}
+
+
+class TagLabelIssues(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="tag_label_issues",
+            label="Tag label issues for review",
+            description="Tags the worst-scored images, and optionally their issue regions",
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        score_field, ok = _score_field_input(inputs, ctx, "The scores to select by")
+        target = ctx.target_view()
+
+        mode = types.RadioGroup(orientation="horizontal")
+        mode.add_choice("worst", label="Worst K images")
+        mode.add_choice("below", label="All below a threshold")
+        inputs.enum("mode", mode.values(), default="worst", label="Select", view=mode)
+
+        if ctx.params.get("mode", "worst") == "worst":
+            prop = inputs.int("k", default=20, label="K", description="How many of the worst images to tag")
+            k = ctx.params.get("k", 20)
+            if isinstance(k, (int, float)) and k < 1:
+                _invalid(prop, "K must be at least 1, got %s." % k)
+        else:
+            default = None
+            if ok:
+                q = target.quantiles(score_field, 0.1)
+                default = None if q is None else round(float(q), 4)
+            inputs.float(
+                "threshold",
+                default=default,
+                required=True,
+                label="Score threshold",
+                description="Tag images scoring below it (default: the 10th percentile)",
+            )
+            threshold = ctx.params.get("threshold", default)
+            if ok and isinstance(threshold, (int, float)):
+                n = target.match(F(score_field) < threshold).count()
+                inputs.view("preview", types.Notice(label="%d images score below %s" % (n, threshold)))
+
+        inputs.str("tag", default="label_issue", required=True, label="Sample tag")
+        inputs.bool(
+            "tag_regions",
+            default=False,
+            label="Also tag their issue regions (label tags)",
+            view=types.CheckboxView(),
+        )
+        if ctx.params.get("tag_regions"):
+            inputs.str("region_tag", default="label_issue", required=True, label="Region tag")
+            if ok and not ctx.dataset.has_field(runs.run_fields(ctx.dataset, score_field)["regions"]):
+                prop = inputs.view("no_regions", types.Warning(label="This run has no regions field"))
+                _invalid(prop, "no regions field")
+        return types.Property(inputs, view=types.View(label="Tag label issues"))
+
+    def execute(self, ctx):
+        params = ctx.params
+        score_field = params.get("score_field") or runs.default_score_field(ctx.dataset)
+        view = ctx.target_view().exists(score_field)
+        if params.get("mode", "worst") == "worst":
+            view = view.sort_by(score_field).limit(int(params.get("k", 20)))
+        else:
+            view = view.match(F(score_field) < params["threshold"])
+        tag = params.get("tag") or "label_issue"
+        ids = view.values("id")
+        view.tag_samples(tag)
+        num_regions = 0
+        if params.get("tag_regions"):
+            regions = runs.run_fields(ctx.dataset, score_field)["regions"]
+            view.tag_labels(params.get("region_tag") or tag, label_fields=regions)
+            num_regions = view.count("%s.detections" % regions)
+        if not ctx.delegated:
+            ctx.trigger("reload_dataset")
+        return {"tag": tag, "num_samples": len(ids), "num_regions": num_regions, "sample_ids": ids}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        res = ctx.results or {}
+        text = "Tagged %s images `%s`" % (res.get("num_samples"), res.get("tag"))
+        if res.get("num_regions"):
+            text += " and %s issue regions" % res["num_regions"]
+        outputs.md(text + ".", name="summary")
+        return types.Property(outputs, view=types.View(label="Label issues tagged"))
