@@ -561,6 +561,7 @@ def compute_label_quality(
         _drain(pending, values, fields, new_files, keep=0)
 
     _write_fields(sample_collection, dataset, fields, values, classes_out)
+    _ensure_colors(dataset, fields, k)
     _remove_stale(old_files, new_files, output_dir)
     _record_run(
         sample_collection,
@@ -639,6 +640,46 @@ def _write_fields(sample_collection, dataset, fields, values, classes):
     targets = {k + 1: name for k, name in enumerate(classes)}
     if dataset.mask_targets.get(issues_field) != targets:
         dataset.mask_targets[issues_field] = targets
+        dataset.save()
+
+
+#: Colours of the issue mask and regions: one vivid colour, "look here".
+ISSUE_COLOR = "#ff2d55"
+
+
+def _ensure_colors(dataset, fields, num_classes) -> None:
+    """Gives the heatmap a colour scale and the issues a vivid colour in the
+    dataset's App colour scheme, once: fields that already have an entry
+    (from an earlier run or from the user) are left alone, and an existing
+    scheme's global settings are never changed. A dataset without a scheme
+    gets one that colours by value, which heatmap colour scales need."""
+    scheme = dataset.app_config.color_scheme
+    created = scheme is None
+    if created:
+        scheme = fo.ColorScheme(color_by="value", opacity=0.7)
+    colorscales = list(scheme.colorscales or [])
+    field_entries = list(scheme.fields or [])
+    changed = created
+    if not any(c.get("path") == fields["heatmap"] for c in colorscales):
+        colorscales.append({"path": fields["heatmap"], "name": "hot", "list": None})
+        changed = True
+    paths = {f.get("path") for f in field_entries}
+    if fields["issues"] not in paths:
+        field_entries.append(
+            {
+                "path": fields["issues"],
+                "fieldColor": ISSUE_COLOR,
+                "maskTargetsColors": [{"intTarget": k + 1, "color": ISSUE_COLOR} for k in range(num_classes)],
+            }
+        )
+        changed = True
+    if fields["regions"] not in paths:
+        field_entries.append({"path": fields["regions"], "fieldColor": ISSUE_COLOR})
+        changed = True
+    if changed:
+        scheme.colorscales = colorscales
+        scheme.fields = field_entries
+        dataset.app_config.color_scheme = scheme
         dataset.save()
 
 

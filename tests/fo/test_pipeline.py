@@ -214,3 +214,37 @@ def test_bad_arguments(make_dataset, tmp_path, rng):
         compute_label_quality(ds, "ground_truth", probs_field="probs_path", score_field="../x")
     with pytest.raises(InvalidInputError, match="method"):
         compute_label_quality(ds, "ground_truth", probs_field="probs_path", method="best")
+
+
+def test_app_colors_are_set_once_and_never_override(make_dataset, tmp_path, rng):
+    ds = make_dataset()
+    segmentation_dataset(ds, tmp_path, rng)
+    ds.app_config.color_scheme = fo.ColorScheme(
+        color_by="field", colorscales=[{"path": "label_quality_heatmap", "name": "viridis", "list": None}]
+    )
+    ds.save()
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", output_dir=str(tmp_path / "o"), progress=False)
+    scheme = ds.app_config.color_scheme
+    assert scheme.color_by == "field"  # the user's global choice stays
+    assert [c["name"] for c in scheme.colorscales if c["path"] == "label_quality_heatmap"] == ["viridis"]
+    issues = [f for f in scheme.fields if f["path"] == "label_quality_issues"]
+    assert len(issues) == 1 and issues[0]["fieldColor"]
+    # a user's later change survives a re-run
+    issues[0]["fieldColor"] = "#00ff00"
+    scheme.fields = [f if f["path"] != "label_quality_issues" else issues[0] for f in scheme.fields]
+    ds.app_config.color_scheme = scheme
+    ds.save()
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", output_dir=str(tmp_path / "o"), progress=False)
+    entries = [f for f in ds.app_config.color_scheme.fields if f["path"] == "label_quality_issues"]
+    assert len(entries) == 1 and entries[0]["fieldColor"] == "#00ff00"
+
+
+def test_new_dataset_gets_a_scheme(make_dataset, tmp_path, rng):
+    ds = make_dataset()
+    segmentation_dataset(ds, tmp_path, rng)
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", output_dir=str(tmp_path / "o"), progress=False)
+    scheme = ds.app_config.color_scheme
+    assert scheme.color_by == "value"
+    assert {c["path"] for c in scheme.colorscales} == {"label_quality_heatmap"}
+    assert {f["path"] for f in scheme.fields} == {"label_quality_issues", "label_quality_regions"}
+    scheme._validate()
