@@ -34,6 +34,7 @@ import logging
 import os
 import re
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
@@ -50,12 +51,13 @@ from segqual_fo.adapters.fiftyone_labels import (
     segmentation_mask,
 )
 from segqual_fo.adapters.masks import LabelMapping
-from segqual_fo.adapters.probs import check_layout, load_probs, read_prob_array, to_class_first
+from segqual_fo.adapters.probs import check_layout, load_probs, peek_shape
 from segqual_fo.core import METHODS, DirectoryCache, iter_label_quality
 from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
+from segqual_fo.commit import FieldCommitter, sweep_orphans, token_of
 from segqual_fo.writers.files import heatmap_image, issue_mask_image, output_path, write_png_atomic
 from segqual_fo.writers.regions import find_regions
 
@@ -258,6 +260,21 @@ class _SampleImages:
         except SegQualError as e:
             raise type(e)(_prefix(str(e), self.where(i))) from None
 
+    def subset(self, indices: List[int]) -> "_SampleImages":
+        """The same images restricted to ``indices`` (renumbered 0..)."""
+        indices = list(indices)
+        if len(indices) == len(self.ids):
+            return self
+        source = self.label_source
+        return _SampleImages(
+            ids=[self.ids[i] for i in indices],
+            filepaths=[self.filepaths[i] for i in indices],
+            label_source=lambda j: source(indices[j]),
+            probs_paths=[self.probs_paths[i] for i in indices],
+            mapping=self.mapping,
+            probs_opts=self.probs_opts,
+        )
+
     def labels_seq(self):
         return _Seq(len(self.ids), self.label)
 
@@ -363,6 +380,8 @@ def compute_label_quality(
     overwrite: bool = False,
     skip_failures: bool = False,
     min_region_area: int = 16,
+    resume: bool = False,
+    commit_every: int = 64,
     progress: Any = None,
     n_jobs: Optional[int] = None,
 ) -> LabelQualityResults:
@@ -403,6 +422,12 @@ def compute_label_quality(
             raises at the first failure with the sample id and path
         min_region_area (16): smallest issue region (pixels) recorded in
             the regions field; specks along object boundaries are noise
+        resume (False): continue the interrupted run recorded under
+            ``score_field``: only samples it did not commit are scored (the
+            issue-count method still reads every image, since its thresholds
+            are dataset-wide, but writes only the missing ones)
+        commit_every (64): samples per database commit; each sample's
+            fields are written in one atomic update
         progress (None): FiftyOne progress convention: None (default
             config), True/False, or a callable receiving the progress bar
         n_jobs (None): worker threads for reading and scoring
@@ -430,6 +455,7 @@ def compute_label_quality(
     check_layout(layout)
     check_positive_int(downsample, "downsample", allow_none=False)
     check_positive_int(min_region_area, "min_region_area", allow_none=False)
+    check_positive_int(commit_every, "commit_every", allow_none=False)
     _check_field_name(score_field, "score_field")
     if not 0 <= float(issue_threshold) <= 1:
         raise InvalidInputError(f"issue_threshold must be in [0, 1], got {issue_threshold!r}.")
@@ -492,30 +518,66 @@ def compute_label_quality(
         mapping=mapping,
         probs_opts=probs_opts,
     )
-    old_files = _old_files(sample_collection, fields)
     classes_out = list(mapping.classes)
     k = len(classes_out)
+    run_config = dict(
+        fields=fields,
+        method=method,
+        temperature=temperature,
+        downsample=downsample,
+        issue_threshold=issue_threshold,
+        label_field=label_field,
+        probs=dict(probs_field=probs_field, probs_dir=probs_dir, probs_key=probs_key, layout=layout, logits=logits, resize=resize),
+        classes=classes_out,
+        ignore=dict(values=list(mapping.ignore_values), classes=[classes_out[c] for c in mapping.ignore_classes]),
+        output_dir=output_dir,
+    )
+    old_files = _old_files(sample_collection, fields)
+    token, done = _resume_state(dataset, sample_collection, score_field, fields, resume)
+    _record_run(sample_collection, score_field, token=token, status="running", **run_config)
 
-    values: Dict[str, Dict[str, Any]] = {name: {} for name in fields.values()}
     failures: List[Failure] = []
     confusion = np.zeros(k * k, dtype=np.int64)
     num_undefined = 0
-    new_files = set()
-    pending = []
+    committer = FieldCommitter(dataset, fields, batch_size=commit_every)
+    files_dir = os.path.join(output_dir, score_field)
 
     def write_files(sid, result):
-        heat = output_path(output_dir, score_field, sid, "heatmap")
+        heat = output_path(output_dir, score_field, sid, "heatmap", token)
         write_png_atomic(heat, heatmap_image(result.pixel_scores))
-        iss = output_path(output_dir, score_field, sid, "issues")
+        iss = output_path(output_dir, score_field, sid, "issues", token)
         write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k))
         return heat, iss
 
+    def commit(sid, values, new=()):
+        committer.add(sid, values, old_files=old_files.get(sid, ()), new_files=new)
+
+    todo = [i for i in range(n) if ids[i] not in done]
+    if method == "softmin":
+        # samples are independent: stream only the missing ones
+        images = images.subset(todo)
+        n_stream = len(todo)
+    else:
+        # thresholds and the cut-off need every image: stream all, write missing
+        n_stream = n
     cache = DirectoryCache() if method == "num_pixel_issues" else None
-    total_steps = 2 * n if method == "num_pixel_issues" else n
+    total_steps = 2 * n_stream if method == "num_pixel_issues" else n_stream
+    pending = []
+
+    def drain(keep):
+        while len(pending) > keep:
+            sid, values, fut = pending.pop(0)
+            heat, iss = fut.result()
+            values[fields["heatmap"]] = fo.Heatmap(map_path=heat, range=[0, 255])
+            values[fields["issues"]] = fo.Segmentation(mask_path=iss)
+            commit(sid, values, new=(heat, iss))
+
+    if n_stream == 0:  # resumed run with nothing left to score
+        total_steps = 0
     with fou.ProgressBar(total=total_steps, progress=progress, iters_str="images") as pb, ThreadPoolExecutor(
         max_workers=2, thread_name_prefix="segqual-write"
     ) as writer:
-        stream = iter_label_quality(
+        stream = iter(()) if n_stream == 0 else iter_label_quality(
             images.labels_seq(),
             images.probs_seq(),
             method=method,
@@ -527,57 +589,63 @@ def compute_label_quality(
             n_jobs=n_jobs,
             cache=cache,
             skip_failures=True,
-            on_scan=lambda done, total: pb.update(),
+            on_scan=lambda done_, total: pb.update(),
             num_classes=k,
         )
-        for result in stream:
-            sid = ids[result.index]
-            if result.failed:
-                if not skip_failures:
-                    stream.close()
-                    raise _as_sample_error(result.error, images.where(result.index))
-                failures.append(Failure(sid, filepaths[result.index], str(result.error)))
-                for name in fields.values():
-                    values[name][sid] = None
+        try:
+            for result in stream:
+                sid = images.ids[result.index]
+                if result.failed:
+                    error = _as_sample_error(result.error, images.where(result.index))
+                    if not skip_failures:
+                        raise error
+                    failures.append(Failure(sid, images.filepaths[result.index], str(error)))
+                    commit(sid, {name: None for name in fields.values()})
+                    pb.update()
+                    continue
+                if result.issues is not None and result.num_issues:
+                    given = result.labels[result.issues].astype(np.intp)
+                    pred = result.pred[result.issues].astype(np.intp)
+                    confusion += np.bincount(given * k + pred, minlength=k * k)
+                score = None if np.isnan(result.score) else float(result.score)
+                num_undefined += score is None
+                if sid in done:  # resumed issue-count run: already committed
+                    pb.update()
+                    continue
+                regions = find_regions(
+                    result.issues, result.labels, result.pred, result.pixel_scores, min_area=min_region_area
+                )
+                values = {
+                    fields["score"]: score,
+                    fields["num_issues"]: result.num_issues,
+                    fields["regions"]: _regions_to_detections(regions, classes_out),
+                }
+                pending.append((sid, values, writer.submit(write_files, sid, result)))
+                drain(keep=8)
                 pb.update()
-                continue
-            score = None if np.isnan(result.score) else float(result.score)
-            num_undefined += score is None
-            values[fields["score"]][sid] = score
-            values[fields["num_issues"]][sid] = result.num_issues
-            issues = result.issues
-            if result.num_issues:
-                given = result.labels[issues].astype(np.intp)
-                pred = result.pred[issues].astype(np.intp)
-                confusion += np.bincount(given * k + pred, minlength=k * k)
-            regions = find_regions(
-                issues, result.labels, result.pred, result.pixel_scores, min_area=min_region_area
-            )
-            values[fields["regions"]][sid] = _regions_to_detections(regions, classes_out)
-            pending.append((sid, writer.submit(write_files, sid, result)))
-            if len(pending) > 16:
-                _drain(pending, values, fields, new_files, keep=8)
-            pb.update()
-        _drain(pending, values, fields, new_files, keep=0)
+            drain(keep=0)
+            committer.flush()
+        finally:
+            if hasattr(stream, "close"):
+                stream.close()
+            for _, _, fut in pending:
+                fut.cancel()
 
-    _write_fields(sample_collection, dataset, fields, values, classes_out)
+    dataset.reload()
+    _set_issue_targets(dataset, fields, classes_out)
     _ensure_colors(dataset, fields, k)
-    _remove_stale(old_files, new_files, output_dir)
+    referenced = set(p for p in sample_collection.values(f"{fields['heatmap']}.map_path") if p)
+    referenced |= set(p for p in sample_collection.values(f"{fields['issues']}.mask_path") if p)
+    sweep_orphans(files_dir, referenced, set(ids))
+    num_failed = len(failures)
     _record_run(
         sample_collection,
         score_field,
-        fields=fields,
-        method=method,
-        temperature=temperature,
-        downsample=downsample,
-        issue_threshold=issue_threshold,
-        label_field=label_field,
-        probs=dict(probs_field=probs_field, probs_dir=probs_dir, probs_key=probs_key, layout=layout, logits=logits, resize=resize),
-        classes=classes_out,
-        ignore=dict(values=list(mapping.ignore_values), classes=[classes_out[c] for c in mapping.ignore_classes]),
-        output_dir=output_dir,
+        token=token,
+        status="completed",
         confusion=confusion.reshape(k, k),
         failures=failures,
+        **run_config,
     )
     return LabelQualityResults(
         score_field=score_field,
@@ -585,7 +653,7 @@ def compute_label_quality(
         method=method,
         classes=classes_out,
         num_samples=n,
-        num_scored=n - len(failures),
+        num_scored=n - num_failed,
         num_undefined=num_undefined,
         failures=failures,
         confusion=confusion.reshape(k, k),
@@ -594,53 +662,60 @@ def compute_label_quality(
 
 
 def _as_sample_error(error: BaseException, where: str) -> BaseException:
-    if isinstance(error, SegQualError):
+    """The error, with a message that starts with the sample id and path."""
+    message = str(error)
+    if message.startswith("sample "):
         return error
-    return InvalidInputError(f"{where}: {type(error).__name__}: {error}")
+    if isinstance(error, SegQualError):
+        out = type(error).__new__(type(error))
+        Exception.__init__(out, f"{where}: {message}")
+        out.__dict__.update(getattr(error, "__dict__", {}))
+        return out
+    return InvalidInputError(f"{where}: {type(error).__name__}: {message}")
 
 
 def _peek_num_classes(probs_paths, probs_key, layout) -> int:
-    """K from the first readable probability file (header only when possible)."""
+    """K from the first probability file whose header reads (data unread)."""
     errors = []
     for path in probs_paths:
         if path is None:
             continue
         try:
-            arr = read_prob_array(path, key=probs_key)
-            return int(to_class_first(arr, layout=layout).shape[0])
+            shape = peek_shape(path, key=probs_key)
+            return int(shape[0] if layout == "KHW" else shape[2])
         except SegQualError as e:
-            errors.append(str(e))
-            if len(errors) >= 3:
-                break
+            if len(errors) < 3:
+                errors.append(str(e))
     raise FiftyOneInputError(
         "no readable probability file was found for these samples"
         + (f"; first errors: {errors}" if errors else "; check probs_field / probs_dir.")
     )
 
 
-def _drain(pending, values, fields, new_files, keep):
-    while len(pending) > keep:
-        sid, fut = pending.pop(0)
-        heat, iss = fut.result()
-        new_files.update((heat, iss))
-        values[fields["heatmap"]][sid] = fo.Heatmap(map_path=heat, range=[0, 255])
-        values[fields["issues"]][sid] = fo.Segmentation(mask_path=iss)
-
-
-def _write_fields(sample_collection, dataset, fields, values, classes):
-    for kind in ("score", "num_issues", "heatmap", "issues", "regions"):
-        name = fields[kind]
-        vals = values[name]
-        if not vals:
-            continue
-        # dynamic=True declares the regions' attributes (predicted_label,
-        # area, mean_score) so the App can filter on them
-        sample_collection.set_values(name, vals, key_field="id", dynamic=kind == "regions")
+def _set_issue_targets(dataset, fields, classes) -> None:
     issues_field = fields["issues"]
     targets = {k + 1: name for k, name in enumerate(classes)}
     if dataset.mask_targets.get(issues_field) != targets:
         dataset.mask_targets[issues_field] = targets
         dataset.save()
+
+
+def _resume_state(dataset, sample_collection, score_field, fields, resume):
+    """(run token, {sample id: True} for samples already committed).
+
+    A new run gets a new token. ``resume=True`` continues the run recorded
+    under ``score_field``: samples whose heatmap carries its token are done
+    (skipped, or for the issue-count method only counted), the others are
+    scored. Failed samples are retried.
+    """
+    if resume and score_field in dataset.list_runs():
+        cfg = dataset.get_run_info(score_field).config
+        token = getattr(cfg, "token", None)
+        if token and dataset.has_field(fields["heatmap"]):
+            ids = sample_collection.values("id")
+            paths = sample_collection.values(f"{fields['heatmap']}.map_path")
+            return token, {sid: True for sid, p in zip(ids, paths) if token_of(p) == token}
+    return uuid.uuid4().hex[:8], {}
 
 
 #: Colours of the issue mask and regions: one vivid colour, "look here".
@@ -683,27 +758,13 @@ def _ensure_colors(dataset, fields, num_classes) -> None:
         dataset.save()
 
 
-def _remove_stale(old_files, new_files, output_dir):
-    """Deletes PNGs a previous run wrote for these samples that this run did
-    not rewrite (e.g. output_dir changed, or the sample failed). Only files
-    named like ours (``<id>_heatmap.png`` / ``<id>_issues.png``) are touched."""
-    for sid, paths in old_files.items():
-        for p in paths:
-            base = os.path.basename(p)
-            if p in new_files or base not in (f"{sid}_heatmap.png", f"{sid}_issues.png"):
-                continue
-            try:
-                os.remove(p)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                logger.warning("could not remove stale output %s: %s", p, e)
-
-
-def _record_run(sample_collection, key, *, confusion, failures, **config):
+def _record_run(sample_collection, key, *, status, confusion=None, failures=(), **config):
+    """Registers (or replaces) the run under ``key``; its results hold the
+    confusion counts and failures once the run has completed."""
     dataset = sample_collection._dataset
     cfg = dataset.init_run(
         tool="segqual_fo",
+        status=status,
         segqual_version=segqual_fo.__version__,
         fiftyone_version=fo.__version__,
         numpy_version=np.__version__,
@@ -712,9 +773,10 @@ def _record_run(sample_collection, key, *, confusion, failures, **config):
     )
     cfg.method = config["method"]
     sample_collection.register_run(key, cfg, overwrite=True)
-    results = sample_collection.init_run_results(
-        key,
-        confusion=confusion.tolist(),
-        failures=[f.__dict__ for f in failures],
-    )
-    sample_collection.save_run_results(key, results, overwrite=True)
+    if confusion is not None:
+        results = sample_collection.init_run_results(
+            key,
+            confusion=confusion.tolist(),
+            failures=[f.__dict__ for f in failures],
+        )
+        sample_collection.save_run_results(key, results, overwrite=True)

@@ -20,6 +20,7 @@ from . import runs
 
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _MAX_FAILURES_SHOWN = 50
+DEFAULT_TAG = "label_issue"
 #: Samples looked at when checking that a probability directory matches.
 _PEEK = 50
 
@@ -346,11 +347,10 @@ class ComputeLabelQuality(foo.Operator):
         prop = inputs.str(
             "score_field",
             default=runs.DEFAULT_SCORE_FIELD,
-            required=True,
             label="Score field",
             description="Also the prefix of the other output fields and the run key",
         )
-        name = params.get("score_field", runs.DEFAULT_SCORE_FIELD)
+        name = params.get("score_field") or runs.DEFAULT_SCORE_FIELD
         if not isinstance(name, str) or not _FIELD_NAME.match(name):
             _invalid(prop, "%r is not a field name (letters, digits, underscores)." % (name,))
             return
@@ -457,12 +457,11 @@ def _score_field_input(inputs, ctx, description):
         "score_field",
         choices or [default],
         default=default,
-        required=True,
         label="Score field",
         description=description,
         view=types.DropdownView(),
     )
-    name = ctx.params.get("score_field", default)
+    name = ctx.params.get("score_field") or default
     if not choices:
         _invalid(prop, "No label-quality scores yet: run compute_label_quality first.")
         return name, False
@@ -505,6 +504,12 @@ class SortByLabelQuality(foo.Operator):
         return {"score_field": score_field, "num_samples": len(view)}
 
 
+def _default_threshold(sample_collection, score_field):
+    """The 10th percentile of the scores, rounded for display."""
+    q = sample_collection.quantiles(score_field, 0.1)
+    return None if q is None else round(float(q), 4)
+
+
 class TagLabelIssues(foo.Operator):
     @property
     def config(self):
@@ -531,14 +536,10 @@ class TagLabelIssues(foo.Operator):
             if isinstance(k, (int, float)) and k < 1:
                 _invalid(prop, "K must be at least 1, got %s." % k)
         else:
-            default = None
-            if ok:
-                q = target.quantiles(score_field, 0.1)
-                default = None if q is None else round(float(q), 4)
+            default = _default_threshold(target, score_field) if ok else None
             inputs.float(
                 "threshold",
                 default=default,
-                required=True,
                 label="Score threshold",
                 description="Tag images scoring below it (default: the 10th percentile)",
             )
@@ -547,7 +548,7 @@ class TagLabelIssues(foo.Operator):
                 n = target.match(F(score_field) < threshold).count()
                 inputs.view("preview", types.Notice(label="%d images score below %s" % (n, threshold)))
 
-        inputs.str("tag", default="label_issue", required=True, label="Sample tag")
+        inputs.str("tag", default=DEFAULT_TAG, label="Sample tag")
         inputs.bool(
             "tag_regions",
             default=False,
@@ -555,7 +556,7 @@ class TagLabelIssues(foo.Operator):
             view=types.CheckboxView(),
         )
         if ctx.params.get("tag_regions"):
-            inputs.str("region_tag", default="label_issue", required=True, label="Region tag")
+            inputs.str("region_tag", default=DEFAULT_TAG, label="Region tag")
             if ok and not ctx.dataset.has_field(runs.run_fields(ctx.dataset, score_field)["regions"]):
                 prop = inputs.view("no_regions", types.Warning(label="This run has no regions field"))
                 _invalid(prop, "no regions field")
@@ -568,8 +569,11 @@ class TagLabelIssues(foo.Operator):
         if params.get("mode", "worst") == "worst":
             view = view.sort_by(score_field).limit(int(params.get("k", 20)))
         else:
-            view = view.match(F(score_field) < params["threshold"])
-        tag = params.get("tag") or "label_issue"
+            threshold = params.get("threshold")
+            if threshold is None:
+                threshold = _default_threshold(view, score_field)
+            view = view.match(F(score_field) < threshold)
+        tag = params.get("tag") or DEFAULT_TAG
         ids = view.values("id")
         view.tag_samples(tag)
         num_regions = 0

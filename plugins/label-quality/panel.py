@@ -183,16 +183,16 @@ class LabelQualityPanel(foo.Panel):
         if score_field not in choices:
             previous = ctx.panel.state.score_field
             score_field = previous if previous in choices else (choices[0] if choices else None)
-        ctx.panel.state.score_fields = choices
-        ctx.panel.state.score_field = score_field
+        state = {"score_fields": choices, "score_field": score_field}
         if score_field is None:
+            ctx.panel.state.set(state)
             return
 
         fields = runs.run_fields(dataset, score_field)
         scores = [s for s in dataset.values(score_field) if s is not None]
         edges, counts = histogram_bins(scores)
         centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
-        ctx.panel.state.hist_edges = edges
+        state["hist_edges"] = edges
         ctx.panel.data.histogram = [
             {
                 "type": "bar",
@@ -200,6 +200,7 @@ class LabelQualityPanel(foo.Panel):
                 "x": centers,
                 "y": counts,
                 "width": [(edges[1] - edges[0]) * 0.95] * len(counts),
+                # a clicked bar reports its id: the bin index
                 "ids": [str(i) for i in range(len(counts))],
                 "customdata": [[a, b] for a, b in zip(edges[:-1], edges[1:])],
                 "hovertemplate": "%{customdata[0]:.4f} - %{customdata[1]:.4f}: %{y} images<extra></extra>",
@@ -208,9 +209,9 @@ class LabelQualityPanel(foo.Panel):
         ]
 
         num_issues = fields.get("num_issues")
-        with_issues = dataset.count_values(num_issues) if num_issues and dataset.has_field(num_issues) else {}
-        n_with = sum(c for v, c in with_issues.items() if v)
-        ctx.panel.state.summary = "%d images scored, %d with issue pixels; median score %.4f" % (
+        has_counts = num_issues and dataset.has_field(num_issues)
+        n_with = dataset.match(F(num_issues) > 0).count() if has_counts else 0
+        state["summary"] = "%d images scored, %d with issue pixels; median score %.4f" % (
             len(scores),
             n_with,
             float(np.median(scores)) if scores else float("nan"),
@@ -218,8 +219,9 @@ class LabelQualityPanel(foo.Panel):
 
         info = dataset.get_run_info(score_field) if score_field in dataset.list_runs() else None
         classes = list(getattr(info.config, "classes", None) or []) if info else []
-        ctx.panel.state.confusion = _confusion_rows(dataset, score_field, fields, classes) if info else []
-        ctx.panel.state.settings = _settings_markdown(info, len(scores), len(dataset)) if info else ""
+        state["confusion"] = _confusion_rows(dataset, score_field, fields, classes) if info else []
+        state["settings"] = _settings_markdown(info, len(scores), len(dataset)) if info else ""
+        ctx.panel.state.set(state)
 
     # ---- layout
 

@@ -73,6 +73,43 @@ def _check_header(shape, dtype, path: str, max_bytes: int) -> None:
         )
 
 
+def _member_and_key(zf, path, key):
+    names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    if key is None:
+        if len(names) != 1:
+            raise InvalidInputError(f"{path} holds arrays {names}; pass probs_key to choose one.")
+        key = names[0]
+    if key not in names:
+        raise InvalidInputError(f"{path} has no array {key!r}; it holds {names}. Check probs_key.")
+    return key
+
+
+def peek_shape(path: str, *, key: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> Tuple[int, ...]:
+    """The stored array's shape, from its header only (validated like
+    :func:`read_prob_array`, without reading the data).
+
+    Raises:
+        InvalidFileError: missing, unreadable, pickled, too large
+    """
+    if not os.path.isfile(path):
+        raise InvalidFileError(f"probability file {path} does not exist.")
+    try:
+        if path.lower().endswith(".npz"):
+            with zipfile.ZipFile(path) as zf:
+                key = _member_and_key(zf, path, key)
+                with zf.open(key + ".npy") as fp:
+                    shape, _, dtype = _read_header(fp)
+        else:
+            with open(path, "rb") as fp:
+                shape, _, dtype = _read_header(fp)
+    except (InvalidInputError, InvalidFileError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise InvalidFileError(f"cannot read probabilities from {path}: {e}") from None
+    _check_header(shape, dtype, path, max_bytes)
+    return tuple(shape)
+
+
 def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Reads one probability array from a .npy or .npz file, safely.
 
@@ -90,17 +127,7 @@ def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DE
     try:
         if ext == ".npz":
             with zipfile.ZipFile(path) as zf:
-                names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-                if key is None:
-                    if len(names) != 1:
-                        raise InvalidInputError(
-                            f"{path} holds arrays {names}; pass probs_key to choose one."
-                        )
-                    key = names[0]
-                if key not in names:
-                    raise InvalidInputError(
-                        f"{path} has no array {key!r}; it holds {names}. Check probs_key."
-                    )
+                key = _member_and_key(zf, path, key)
                 with zf.open(key + ".npy") as fp:
                     shape, fortran, dtype = _read_header(fp)
                     _check_header(shape, dtype, path, max_bytes)

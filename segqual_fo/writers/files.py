@@ -21,16 +21,20 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 HEATMAP_SCALE = 255
 
 
-def output_path(output_dir: str, score_field: str, sample_id: str, kind: str) -> str:
-    """``output_dir/score_field/<sample_id>_<kind>.png``, validated.
+def output_path(output_dir: str, score_field: str, sample_id: str, kind: str, token: str) -> str:
+    """``output_dir/score_field/<sample_id>-<token>_<kind>.png``, validated.
+
+    ``token`` identifies the run, so a new run never overwrites the files an
+    old record still points to.
 
     Raises:
-        InvalidInputError: an id or field name that is not a safe token
+        InvalidInputError: an id, token or field name that is not a safe
+            file-name component
     """
-    for name, value in (("sample id", sample_id), ("score_field", score_field), ("kind", kind)):
+    for name, value in (("sample id", sample_id), ("score_field", score_field), ("kind", kind), ("token", token)):
         if not _SAFE_ID.match(str(value)):
             raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
-    return os.path.join(output_dir, score_field, f"{sample_id}_{kind}.png")
+    return os.path.join(output_dir, score_field, f"{sample_id}-{token}_{kind}.png")
 
 
 def write_png_atomic(path: str, image: np.ndarray) -> None:

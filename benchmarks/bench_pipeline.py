@@ -1,0 +1,466 @@
+"""Benchmark of segqual_fo.compute_label_quality against the glue a user writes today.
+
+What is measured
+----------------
+A seeded synthetic dataset is written to a temporary directory and loaded
+into FiftyOne like real data: per image a JPEG, a label mask PNG (3-8
+rectangles/ellipses of random classes over background 0, see ``_common``),
+and float16 ``.npy`` probabilities (K,H,W) of a plausible imperfect model
+(softmax of per-pixel plus spatially smooth noise, a boost on the labelled
+class, and 1-3 regions where the model confidently sees another class). The
+samples have ``ground_truth = fo.Segmentation(mask_path=...)``, a
+``probs_path`` string field, and ``mask_targets`` naming the K classes.
+
+1. End to end time, in this process, one run of each (the runs take seconds
+   to minutes, and their ratio is what counts on a noisy machine):
+
+   - ours: ``compute_label_quality(dataset, "ground_truth",
+     probs_field="probs_path", method=..., output_dir=<tmp>,
+     progress=False)``, which writes the score, the number of issue pixels,
+     heatmap and issue-mask PNGs, issue regions and a run record;
+   - the glue a user would write without us: read every mask
+     (``cv2.imread``) and every ``.npy`` into two preallocated arrays
+     (N,H,W) and (N,K,H,W) float32 (cleanlab needs arrays; float16 is
+     converted), call cleanlab's
+     ``segmentation.rank.get_label_quality_scores(labels, pred_probs,
+     method=..., verbose=False, n_jobs=1)``, then for each sample set the
+     score and ``fo.Heatmap(map=1 - pixel_scores[i], range=[0, 1])`` and
+     ``sample.save()``. Loading is included; the breakdown is printed.
+
+   Both methods are timed: "softmin" and "num_pixel_issues" (cleanlab's
+   issue count with ``n_jobs=1``). Target: ours >= 5x faster end to end.
+2. Scores: ours (field ``label_quality``, ``label_quality_npi``) against the
+   glue's (``label_quality_glue``, ``label_quality_glue_npi``), read back from
+   the database: max |ours - glue| <= 1e-6. As an extra check (no target)
+   our heatmap PNGs are compared with ``round(255 * (1 - glue pixel score))``.
+3. Peak RSS, softmin, each side in a fresh subprocess on persistent datasets
+   of M and 2M images: the worker is started through a tiny launcher so its
+   ru_maxrss does not inherit this process's peak (Linux keeps ru_maxrss
+   across fork + exec), and also reports VmHWM from /proc as a cross-check.
+   Target: ours grows by < 20% for twice the images; the glue's growth is
+   printed (it holds every image in memory, so it grows linearly).
+
+All datasets are uniquely named (``segqual-bench-pipeline-<hex>``) and are
+deleted at the end, also on failure or Ctrl-C; files go to a temporary
+directory that is removed too.
+
+Rerun from the repository root::
+
+    PYTHONPATH=. python benchmarks/bench_pipeline.py            # default (~4 min on 2 cores)
+    PYTHONPATH=. python benchmarks/bench_pipeline.py --quick    # smoke test (under a minute)
+    PYTHONPATH=. python benchmarks/bench_pipeline.py --check    # exit 1 on a MISS
+    PYTHONPATH=. python benchmarks/bench_pipeline.py --n 300 --size 512   # the issue's size
+
+Needs fiftyone (with a database), numpy, opencv, cleanlab (>= 2.6, dev
+extra) and, optionally, psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(HERE)
+if REPO_ROOT not in sys.path:
+    sys.path.insert(1, REPO_ROOT)
+if HERE not in sys.path:
+    sys.path.insert(1, HERE)
+
+from _common import (  # noqa: E402
+    machine_info,
+    make_label,
+    make_probs,
+    max_rss_mb,
+    print_table,
+    verdict,
+    vm_hwm_mb,
+)
+
+SPEEDUP_TARGET = 5.0
+SCORE_TOL = 1e-6
+RSS_RATIO_TARGET = 1.20
+DATASET_PREFIX = "segqual-bench-pipeline"
+LABEL_FIELD = "ground_truth"
+PROBS_FIELD = "probs_path"
+#: score fields of each (side, method); ours also writes <field>_heatmap etc.
+FIELDS = {
+    ("ours", "softmin"): "label_quality",
+    ("ours", "num_pixel_issues"): "label_quality_npi",
+    ("glue", "softmin"): "label_quality_glue",
+    ("glue", "num_pixel_issues"): "label_quality_glue_npi",
+}
+METHODS = ("softmin", "num_pixel_issues")
+
+
+@dataclass
+class Config:
+    n: int
+    size: int
+    k: int
+    mem_n: int
+    seed: int = 0
+
+    def describe(self) -> str:
+        probs_mb = self.n * self.k * self.size * self.size
+        return (
+            f"{self.n} images {self.size}x{self.size}, K={self.k} classes, float16 .npy probabilities "
+            f"({probs_mb * 2 / 2**20:.0f} MB on disk, {probs_mb * 4 / 2**20:.0f} MB as float32); "
+            f"peak RSS runs: {self.mem_n} vs {2 * self.mem_n} images"
+        )
+
+
+@dataclass
+class Report:
+    """Collects target verdicts; ``failed`` decides the exit code with --check."""
+
+    targets: List[Tuple[str, bool]] = field(default_factory=list)
+
+    def target(self, text: str, ok: bool) -> None:
+        self.targets.append((text, ok))
+        print(f"  {text:<84} {verdict(ok)}")
+
+    @property
+    def failed(self) -> bool:
+        return not all(ok for _, ok in self.targets)
+
+
+# -- data -----------------------------------------------------------------------
+def write_files(directory: str, n: int, k: int, size: int, seed: int) -> List[dict]:
+    """Writes n images (JPEG), label PNGs and float16 probability .npy files."""
+    import cv2
+
+    for sub in ("images", "labels", "probs"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    palette = np.random.default_rng(12345).integers(0, 256, size=(k, 3), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        label = make_label(rng, k, size, size)
+        probs = make_probs(rng, label, k).astype(np.float16)
+        stem = f"img_{i:06d}"
+        img = os.path.join(directory, "images", stem + ".jpg")
+        msk = os.path.join(directory, "labels", stem + ".png")
+        prb = os.path.join(directory, "probs", stem + ".npy")
+        cv2.imwrite(img, palette[label])
+        cv2.imwrite(msk, label.astype(np.uint8))
+        np.save(prb, probs)
+        records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
+    return records
+
+
+class Datasets:
+    """Creates uniquely named datasets and deletes them all in ``cleanup()``."""
+
+    def __init__(self):
+        self.names: List[str] = []
+
+    def create(self, records: List[dict], k: int, *, persistent: bool, tag: str):
+        import fiftyone as fo
+
+        name = f"{DATASET_PREFIX}-{tag}-{uuid.uuid4().hex[:12]}"
+        self.names.append(name)  # before creating: cleaned up even if adding samples fails
+        ds = fo.Dataset(name, persistent=persistent)
+        ds.add_samples(
+            [
+                fo.Sample(
+                    filepath=r["filepath"],
+                    ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
+                    probs_path=r["probs_path"],
+                )
+                for r in records
+            ],
+            progress=False,
+        )
+        ds.mask_targets = {LABEL_FIELD: {c: f"class_{c:02d}" for c in range(k)}}
+        ds.save()
+        return ds
+
+    def cleanup(self) -> None:
+        if not self.names:
+            return
+        import fiftyone as fo
+
+        existing = set(fo.list_datasets())
+        for name in self.names:
+            if name in existing:
+                try:
+                    fo.delete_dataset(name)
+                except Exception as e:  # keep deleting the others
+                    print(f"  warning: could not delete dataset {name}: {e}", file=sys.stderr)
+        self.names = []
+
+
+# -- the two sides ----------------------------------------------------------------
+def run_ours(dataset, method: str, output_dir: str) -> dict:
+    import segqual_fo
+
+    t0 = time.perf_counter()
+    results = segqual_fo.compute_label_quality(
+        dataset,
+        LABEL_FIELD,
+        probs_field=PROBS_FIELD,
+        method=method,
+        score_field=FIELDS[("ours", method)],
+        output_dir=output_dir,
+        progress=False,
+    )
+    total = time.perf_counter() - t0
+    if results.failures or results.num_scored != len(dataset):
+        raise RuntimeError(f"ours failed on {len(results.failures)} samples: {results.failures[:3]}")
+    return {"total": total}
+
+
+def run_glue(dataset, method: str) -> dict:
+    """What a user writes without segqual_fo (timed in phases; returns the scores too)."""
+    import cv2
+    import fiftyone as fo
+    from cleanlab.segmentation.rank import get_label_quality_scores
+
+    score_field = FIELDS[("glue", method)]
+    t0 = time.perf_counter()
+    mask_paths = dataset.values(f"{LABEL_FIELD}.mask_path")
+    probs_paths = dataset.values(PROBS_FIELD)
+    first = np.load(probs_paths[0])
+    k, h, w = first.shape
+    n = len(probs_paths)
+    labels = np.empty((n, h, w), dtype=np.uint8)
+    pred_probs = np.empty((n, k, h, w), dtype=np.float32)  # cleanlab needs float arrays
+    for i, (mp, pp) in enumerate(zip(mask_paths, probs_paths)):
+        labels[i] = cv2.imread(mp, cv2.IMREAD_UNCHANGED)
+        pred_probs[i] = np.load(pp)  # float16 -> float32
+    t1 = time.perf_counter()
+    image_scores, pixel_scores = get_label_quality_scores(
+        labels, pred_probs, method=method, verbose=False, n_jobs=1
+    )
+    t2 = time.perf_counter()
+    for i, sample in enumerate(dataset.iter_samples(progress=False)):
+        sample[score_field] = float(image_scores[i])
+        sample[f"{score_field}_heatmap"] = fo.Heatmap(
+            map=(1 - pixel_scores[i]).astype(np.float32), range=[0, 1]
+        )
+        sample.save()
+    t3 = time.perf_counter()
+    return {
+        "total": t3 - t0,
+        "load": t1 - t0,
+        "cleanlab": t2 - t1,
+        "write": t3 - t2,
+        "image_scores": np.asarray(image_scores, dtype=np.float64),
+        "pixel_scores": pixel_scores,
+    }
+
+
+# -- 1 + 2. speed and parity ----------------------------------------------------------
+def heatmap_check(dataset, pixel_scores: np.ndarray, heat_field: str, max_images: int = 20) -> Tuple[int, int]:
+    """Pixels (of the first images) where our heatmap PNG differs from
+    round(255 * (1 - glue pixel score)) by more than 1 level; and pixels compared."""
+    import cv2
+
+    paths = dataset.limit(max_images).values(f"{heat_field}.map_path")
+    bad = total = 0
+    for i, p in enumerate(paths):
+        ours = cv2.imread(p, cv2.IMREAD_UNCHANGED).astype(np.int16)
+        ref = np.rint(255 * np.clip(1 - pixel_scores[i].astype(np.float64), 0, 1)).astype(np.int16)
+        bad += int(np.count_nonzero(np.abs(ours - ref) > 1))
+        total += ref.size
+    return bad, total
+
+
+def speed_and_parity(cfg: Config, dataset, out_dir: str, report: Report) -> None:
+    print(f"\n== 1. End to end, in this process ({cfg.n} images {cfg.size}x{cfg.size}, K={cfg.k}; one run each) ==")
+    rows, times, diffs, extra = [], {}, {}, []
+    for method in METHODS:
+        ours = run_ours(dataset, method, os.path.join(out_dir, f"ours-{method}"))
+        print(f"  ours {method}: {ours['total']:.2f} s")
+        glue = run_glue(dataset, method)
+        print(f"  glue {method}: {glue['total']:.2f} s (load {glue['load']:.2f}, cleanlab {glue['cleanlab']:.2f}, "
+              f"per-sample writes {glue['write']:.2f})")
+        times[method] = (ours["total"], glue["total"])
+        ours_scores = np.array(dataset.values(FIELDS[("ours", method)]), dtype=np.float64)
+        glue_db = np.array(dataset.values(FIELDS[("glue", method)]), dtype=np.float64)
+        diffs[method] = float(np.max(np.abs(ours_scores - glue["image_scores"])))
+        db_diff = float(np.max(np.abs(glue_db - glue["image_scores"])))
+        bad, total = heatmap_check(dataset, glue["pixel_scores"], FIELDS[("ours", method)] + "_heatmap")
+        extra.append(f"  {method}: glue scores read back from the database vs in memory: max diff {db_diff:.1e}; "
+                     f"our heatmap PNGs vs round(255*(1 - glue pixel score)): {bad} of {total} pixels off by > 1")
+        n = cfg.n
+        rows.append([method, f"{ours['total']:.2f}", f"{glue['total']:.2f}",
+                     f"{glue['total'] / ours['total']:.2f}x faster",
+                     f"{n / ours['total']:.1f}", f"{n / glue['total']:.1f}",
+                     f"{glue['load']:.1f} / {glue['cleanlab']:.1f} / {glue['write']:.1f}"])
+        del glue
+    print()
+    print_table(["method", "ours s", "glue s", "ratio", "ours img/s", "glue img/s",
+                 "glue load / cleanlab / writes s"], rows)
+
+    print("\n== 2. Scores ==")
+    for method in METHODS:
+        print(f"  {method}: max |ours - glue| image score = {diffs[method]:.2e}")
+    for line in extra:
+        print(line)
+
+    print("\n  targets:")
+    for method in METHODS:
+        ours_s, glue_s = times[method]
+        speed = glue_s / ours_s
+        report.target(f"[{method}] end-to-end speed-up vs glue (target >= {SPEEDUP_TARGET:g}x): {speed:.2f}x",
+                      speed >= SPEEDUP_TARGET)
+    for method in METHODS:
+        report.target(f"[{method}] scores identical (<= {SCORE_TOL:g}): max diff {diffs[method]:.1e}",
+                      diffs[method] <= SCORE_TOL)
+
+
+# -- 3. peak RSS in fresh subprocesses -------------------------------------------------------
+# A direct child's ru_maxrss starts at its parent's peak RSS (Linux keeps it
+# across fork + execve), and this process held the glue's arrays. Spawning
+# through this tiny launcher gives the worker a small parent.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def memory_worker(side: str, method: str, name: str, output_dir: str) -> None:
+    """Runs in a fresh subprocess: one side on one dataset, prints one JSON line."""
+    import fiftyone as fo
+
+    import segqual_fo.pipeline  # noqa: F401  (import cost outside the measured growth)
+
+    if side == "glue":
+        import cleanlab.segmentation.rank  # noqa: F401
+        import cv2  # noqa: F401
+    dataset = fo.load_dataset(name)
+    n = len(dataset)
+    rss_before = max_rss_mb()
+    out = run_ours(dataset, method, output_dir) if side == "ours" else run_glue(dataset, method)
+    print(json.dumps({
+        "n": n,
+        "peak_rss_mb": max_rss_mb(),
+        "vm_hwm_mb": vm_hwm_mb(),
+        "rss_before_mb": rss_before,
+        "seconds": out["total"],
+    }))
+
+
+def run_memory_subprocess(side: str, method: str, name: str, output_dir: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    worker = [sys.executable, os.path.abspath(__file__), "--_memory-worker", side, method, name, output_dir]
+    out = subprocess.run([sys.executable, "-c", _LAUNCHER] + worker, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory worker failed ({' '.join(worker)}):\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory(cfg: Config, datasets_by_n: Dict[int, str], out_dir: str, report: Report) -> None:
+    m1, m2 = cfg.mem_n, 2 * cfg.mem_n
+    print(f"\n== 3. Peak RSS, softmin, fresh subprocess per run: {m1} vs {m2} images ==")
+    rows, ratios = [], {}
+    for side in ("ours", "glue"):
+        runs = {}
+        for m in (m1, m2):
+            r = runs[m] = run_memory_subprocess(side, "softmin", datasets_by_n[m],
+                                                os.path.join(out_dir, f"mem-{side}-{m}"))
+            rows.append([side, str(m), f"{r['peak_rss_mb']:.0f}", f"{r['vm_hwm_mb']:.0f}",
+                         f"{r['rss_before_mb']:.0f}", f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}",
+                         f"{r['seconds']:.1f}"])
+        ratios[side] = runs[m2]["peak_rss_mb"] / runs[m1]["peak_rss_mb"]
+    print_table(["side", "images", "peak RSS MB", "VmHWM MB", "before run MB", "added MB", "run s"], rows)
+    print("  (peak RSS = ru_maxrss of the worker; VmHWM = its peak RSS from /proc, a cross-check; "
+          "'before run' = after imports and loading the dataset)")
+    print(f"  glue: peak RSS {m2} / {m1} images (no target; it holds every image): {ratios['glue']:.3f}")
+    report.target(f"peak RSS 2N/N images, ours (target < {RSS_RATIO_TARGET:.2f}): {ratios['ours']:.3f}",
+                  ratios["ours"] < RSS_RATIO_TARGET)
+
+
+# -- main -------------------------------------------------------------------------------------
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=None, help="images in the timed dataset (default 120)")
+    parser.add_argument("--size", type=int, default=None, help="image height = width (default 384)")
+    parser.add_argument("--classes", type=int, default=None, help="number of classes K (default 21)")
+    parser.add_argument("--mem-n", type=int, default=None,
+                        help="N of the peak-RSS runs, which compare N with 2N images (default: --n / 2)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
+    parser.add_argument("--_memory-worker", nargs=4, metavar=("SIDE", "METHOD", "DATASET", "OUTPUT_DIR"),
+                        help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    n, size, k = (12, 128, 21) if args.quick else (120, 384, 21)
+    n = args.n or n
+    size = args.size or size
+    k = args.classes or k
+    if k > 255:
+        raise SystemExit("--classes must be <= 255 (masks are 8-bit PNGs)")
+    mem_n = args.mem_n or max(n // 2, 2)
+    return Config(n=n, size=size, k=k, mem_n=mem_n, seed=args.seed)
+
+
+def _raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: delete datasets and files
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = parse_args(argv)
+    if args._memory_worker:
+        memory_worker(*args._memory_worker)
+        return 0
+
+    t_start = time.perf_counter()
+    cfg = config_from(args)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    import cleanlab
+    import fiftyone as fo
+
+    import segqual_fo
+
+    print(machine_info())
+    print(f"segqual_fo {segqual_fo.__version__}, fiftyone {fo.__version__}, cleanlab {cleanlab.__version__}; "
+          f"mode: {'quick' if args.quick else 'full'}")
+    print(f"configuration: {cfg.describe()}")
+    report = Report()
+    datasets = Datasets()
+    tmp = tempfile.mkdtemp(prefix="segqual-bench-pipeline-")
+    try:
+        t0 = time.perf_counter()
+        n_files = max(cfg.n, 2 * cfg.mem_n)
+        records = write_files(os.path.join(tmp, "data"), n_files, cfg.k, cfg.size, cfg.seed)
+        timed = datasets.create(records[: cfg.n], cfg.k, persistent=False, tag="timed")
+        mem = {m: datasets.create(records[:m], cfg.k, persistent=True, tag=f"mem{m}").name
+               for m in (cfg.mem_n, 2 * cfg.mem_n)}
+        size_mb = sum(e.stat().st_size for d in os.scandir(os.path.join(tmp, "data"))
+                      for e in os.scandir(d.path)) / 2**20
+        print(f"wrote {n_files} images ({size_mb:.0f} MB) and created 3 datasets in "
+              f"{time.perf_counter() - t0:.1f} s")
+
+        speed_and_parity(cfg, timed, os.path.join(tmp, "out"), report)
+        timed.delete()
+        peak_memory(cfg, mem, os.path.join(tmp, "out"), report)
+    finally:
+        datasets.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    missed = [text for text, ok in report.targets if not ok]
+    print(f"\n== Summary: {len(report.targets) - len(missed)}/{len(report.targets)} targets met "
+          f"(total {time.perf_counter() - t_start:.0f} s) ==")
+    for text in missed:
+        print(f"  MISS {text}")
+    return 1 if args.check and report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

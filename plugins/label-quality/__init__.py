@@ -1,0 +1,35 @@
+"""FiftyOne plugin ``@segqual/label-quality``.
+
+Operators (see ``operators.py``):
+
+- ``compute_label_quality``: score a dataset, view or selection with
+  ``segqual_fo.compute_label_quality`` (immediate or delegated, with
+  progress);
+- ``sort_by_label_quality``: show the worst-scored images first;
+- ``tag_label_issues``: tag the worst images (and their issue regions).
+
+Panel (see ``panel.py``): ``label_quality_panel``, a score histogram and the
+given-vs-predicted class confusion table of a run, both clickable.
+
+Enable it by pointing FiftyOne at this repository's ``plugins/`` directory
+(``FIFTYONE_PLUGINS_DIR``; ``segqual app`` does it for you). The App
+server's Python must be able to import ``segqual_fo``.
+"""
+
+import sys
+
+# FiftyOne re-executes this file when the plugin directory changes, but
+# would keep serving the submodules it imported the first time: drop them so
+# edits take effect without restarting the App server.
+for _name in ("runs", "operators", "panel"):
+    sys.modules.pop("%s.%s" % (__name__, _name), None)
+
+from .operators import ComputeLabelQuality, SortByLabelQuality, TagLabelIssues  # noqa: E402
+from .panel import LabelQualityPanel  # noqa: E402
+
+
+def register(p):
+    p.register(ComputeLabelQuality)
+    p.register(SortByLabelQuality)
+    p.register(TagLabelIssues)
+    p.register(LabelQualityPanel)

@@ -1,0 +1,163 @@
+"""Batched, per-sample atomic commits of a run's output fields.
+
+Every sample's output fields (score, issue count, heatmap, issue mask,
+regions) are written in ONE MongoDB update of that sample's document, so a
+process killed at any moment leaves each sample either with its previous
+results or with the complete new ones, never a mix. Samples are committed in
+batches (one ``bulk_write`` per batch), so a long run keeps what it finished.
+
+PNG files are written before the commit under names carrying the run's token
+(``<sample id>-<token>_heatmap.png``): a sample's old files stay valid until
+its new record is committed, and are deleted right after. A killed run can
+leave new files that no record points to; :func:`sweep_orphans` removes them
+at the end of the next completed run.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+from typing import Any, Dict, Iterable, List, Optional, Set
+
+from bson import ObjectId
+
+import fiftyone as fo
+from pymongo import UpdateOne
+
+from segqual_fo.errors import FiftyOneInputError
+
+logger = logging.getLogger(__name__)
+
+#: Attributes of the region detections, declared so the App can filter them.
+REGION_ATTRIBUTES = {"predicted_label": fo.StringField, "area": fo.IntField, "mean_score": fo.FloatField}
+
+_OUTPUT_NAME = re.compile(r"^(?P<id>[0-9a-f]{24})-(?P<token>[0-9a-f]{8})_(?P<kind>heatmap|issues)\.png$")
+
+
+def field_types(fields: Dict[str, str]) -> Dict[str, tuple]:
+    """field name -> (field class, embedded document type or None)."""
+    return {
+        fields["score"]: (fo.FloatField, None),
+        fields["num_issues"]: (fo.IntField, None),
+        fields["heatmap"]: (fo.EmbeddedDocumentField, fo.Heatmap),
+        fields["issues"]: (fo.EmbeddedDocumentField, fo.Segmentation),
+        fields["regions"]: (fo.EmbeddedDocumentField, fo.Detections),
+    }
+
+
+def ensure_schema(dataset, fields: Dict[str, str]) -> None:
+    """Declares the output fields (and the region attributes) if missing.
+
+    Raises:
+        FiftyOneInputError: a field exists with another type
+    """
+    schema = dataset.get_field_schema()
+    for name, (ftype, doc_type) in field_types(fields).items():
+        existing = schema.get(name)
+        if existing is None:
+            if doc_type is None:
+                dataset.add_sample_field(name, ftype)
+            else:
+                dataset.add_sample_field(name, ftype, embedded_doc_type=doc_type)
+            continue
+        ok = isinstance(existing, ftype) and (doc_type is None or existing.document_type is doc_type)
+        if not ok:
+            raise FiftyOneInputError(
+                f"field {name!r} exists as {existing}; it must be {ftype.__name__}"
+                f"{'' if doc_type is None else ' of ' + doc_type.__name__}. Delete it or choose another score_field."
+            )
+    flat = dataset.get_field_schema(flat=True)
+    for attr, ftype in REGION_ATTRIBUTES.items():
+        path = f"{fields['regions']}.detections.{attr}"
+        if path not in flat:
+            dataset.add_sample_field(path, ftype)
+
+
+class FieldCommitter:
+    """Accumulates per-sample output values and commits them in batches.
+
+    Args:
+        dataset: the dataset the samples belong to
+        fields: output field names (see ``output_fields``)
+        batch_size (64): samples per commit
+    """
+
+    def __init__(self, dataset, fields: Dict[str, str], batch_size: int = 64):
+        self.dataset = dataset
+        self.fields = fields
+        self.batch_size = batch_size
+        self._pending: List[tuple] = []
+        self._schema_ready = False
+        self.committed = 0
+
+    def add(self, sample_id: str, values: Dict[str, Any], old_files: Iterable[str] = (), new_files: Iterable[str] = ()) -> None:
+        """Queues one sample's values (field name -> value, None clears)."""
+        self._pending.append((sample_id, values, list(old_files), set(new_files)))
+        if len(self._pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commits the queued samples: one atomic update per sample."""
+        if not self._pending:
+            return
+        if not self._schema_ready:
+            ensure_schema(self.dataset, self.fields)
+            self._schema_ready = True
+        schema = self.dataset.get_field_schema()
+        now = datetime.datetime.utcnow()
+        ops, ids = [], []
+        for sid, values, _, _ in self._pending:
+            doc = {}
+            for name, value in values.items():
+                field = schema[name]
+                if value is not None:
+                    field.validate(value)
+                doc[name] = None if value is None else field.to_mongo(value)
+            doc["last_modified_at"] = now
+            ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": doc}))
+            ids.append(sid)
+        # FiftyOne's bulk write also refreshes samples loaded in this process
+        self.dataset._bulk_write(ops, ids=ids)
+        for _, _, old, new in self._pending:
+            for path in old:
+                if path not in new:
+                    _remove_quietly(path)
+        self.committed += len(self._pending)
+        self._pending = []
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logger.warning("could not remove old output %s: %s", path, e)
+
+
+def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) -> int:
+    """Removes PNGs in ``directory`` written for ``sample_ids`` (named like
+    ours) that no record references, e.g. left by a killed run. Returns the
+    number removed. Files of other samples are never touched."""
+    if not os.path.isdir(directory):
+        return 0
+    removed = 0
+    for name in os.listdir(directory):
+        m = _OUTPUT_NAME.match(name)
+        if m is None or m.group("id") not in sample_ids:
+            continue
+        path = os.path.join(directory, name)
+        if path not in referenced:
+            _remove_quietly(path)
+            removed += 1
+    return removed
+
+
+def token_of(path: Optional[str]) -> Optional[str]:
+    """The run token in one of our output file names, else None."""
+    if not path:
+        return None
+    m = _OUTPUT_NAME.match(os.path.basename(path))
+    return m.group("token") if m else None

@@ -1,0 +1,1 @@
+from tests.fo.conftest import make_dataset  # noqa: F401  (the same fixture)
