@@ -111,6 +111,7 @@ class Config:
     size: int
     k: int
     mem_n: int
+    mem_repeats: int = 3
     seed: int = 0
 
     def describe(self) -> str:
@@ -188,6 +189,12 @@ class Datasets:
         ds.save()
         return ds
 
+    def delete(self, dataset) -> None:
+        name = dataset.name
+        if not dataset.deleted:
+            dataset.delete()
+        self.names.remove(name)
+
     def cleanup(self) -> None:
         if not self.names:
             return
@@ -207,8 +214,9 @@ class Datasets:
 def run_ours(dataset, method: str, output_dir: str) -> dict:
     import segqual_fo
 
+    compute_label_quality = segqual_fo.compute_label_quality  # lazy import, outside the timing
     t0 = time.perf_counter()
-    results = segqual_fo.compute_label_quality(
+    results = compute_label_quality(
         dataset,
         LABEL_FIELD,
         probs_field=PROBS_FIELD,
@@ -279,38 +287,75 @@ def heatmap_check(dataset, pixel_scores: np.ndarray, heat_field: str, max_images
     return bad, total
 
 
-def speed_and_parity(cfg: Config, dataset, out_dir: str, report: Report) -> None:
-    print(f"\n== 1. End to end, in this process ({cfg.n} images {cfg.size}x{cfg.size}, K={cfg.k}; one run each) ==")
+def scores_by_filepath(dataset, score_field: str) -> Dict[str, float]:
+    return dict(zip(*dataset.values(["filepath", score_field])))
+
+
+def compare(cfg: Config, method: str, ours_ds, glue_ds, glue: dict) -> Tuple[float, List[str]]:
+    """Max |ours - glue| over the image scores read back from the two datasets,
+    and lines of extra checks (no targets)."""
+    ours_f, glue_f = FIELDS[("ours", method)], FIELDS[("glue", method)]
+    ours_s = scores_by_filepath(ours_ds, ours_f)
+    glue_s = scores_by_filepath(glue_ds, glue_f)
+    if ours_s.keys() != glue_s.keys() or None in ours_s.values() or None in glue_s.values():
+        raise RuntimeError(f"{method}: the two sides did not score the same samples")
+    paths = sorted(ours_s)
+    a = np.array([ours_s[p] for p in paths], dtype=np.float64)
+    b = np.array([glue_s[p] for p in paths], dtype=np.float64)
+    diff = float(np.max(np.abs(a - b)))
+    lines = []
+    mem_diff = float(np.max(np.abs(np.array(glue_ds.values(glue_f), dtype=np.float64) - glue["image_scores"])))
+    bad, total = heatmap_check(ours_ds, glue["pixel_scores"], ours_f + "_heatmap")
+    lines.append(f"{method}: glue scores in the database vs in memory: max diff {mem_diff:.1e}; our heatmap "
+                 f"PNGs vs round(255 * (1 - glue pixel score)): {bad} of {total} pixels off by > 1")
+    if method == "num_pixel_issues":
+        # score = 1 - issue pixels / valid pixels (no pixel is ignored here)
+        pixels = cfg.size * cfg.size
+        ours_n = np.rint((1 - a) * pixels).astype(np.int64)
+        glue_n = np.rint((1 - b) * pixels).astype(np.int64)
+        counts = dict(zip(*ours_ds.values(["filepath", ours_f + "_num_issues"])))
+        stored = np.array([counts[p] for p in paths], dtype=np.int64)
+        per_image = np.abs(ours_n - glue_n)
+        lines.append(
+            f"{method}: issue pixels in total: ours {int(ours_n.sum())} (field {ours_f}_num_issues: "
+            f"{int(stored.sum())}), glue {int(glue_n.sum())}; {int(np.count_nonzero(per_image))} of {len(paths)} "
+            f"images differ, by at most {int(per_image.max())} pixels"
+        )
+    return diff, lines
+
+
+def speed_and_parity(cfg: Config, records: List[dict], datasets: Datasets, out_dir: str, report: Report) -> None:
+    print(f"\n== 1. End to end, in this process ({cfg.n} images {cfg.size}x{cfg.size}, K={cfg.k}; one run "
+          "each, each side on its own fresh dataset) ==")
     rows, times, diffs, extra = [], {}, {}, []
     for method in METHODS:
-        ours = run_ours(dataset, method, os.path.join(out_dir, f"ours-{method}"))
+        ours_ds = datasets.create(records, cfg.k, persistent=False, tag=f"ours-{method[:3]}")
+        glue_ds = datasets.create(records, cfg.k, persistent=False, tag=f"glue-{method[:3]}")
+        ours = run_ours(ours_ds, method, os.path.join(out_dir, f"ours-{method}"))
         print(f"  ours {method}: {ours['total']:.2f} s")
-        glue = run_glue(dataset, method)
+        glue = run_glue(glue_ds, method)
         print(f"  glue {method}: {glue['total']:.2f} s (load {glue['load']:.2f}, cleanlab {glue['cleanlab']:.2f}, "
               f"per-sample writes {glue['write']:.2f})")
         times[method] = (ours["total"], glue["total"])
-        ours_scores = np.array(dataset.values(FIELDS[("ours", method)]), dtype=np.float64)
-        glue_db = np.array(dataset.values(FIELDS[("glue", method)]), dtype=np.float64)
-        diffs[method] = float(np.max(np.abs(ours_scores - glue["image_scores"])))
-        db_diff = float(np.max(np.abs(glue_db - glue["image_scores"])))
-        bad, total = heatmap_check(dataset, glue["pixel_scores"], FIELDS[("ours", method)] + "_heatmap")
-        extra.append(f"  {method}: glue scores read back from the database vs in memory: max diff {db_diff:.1e}; "
-                     f"our heatmap PNGs vs round(255*(1 - glue pixel score)): {bad} of {total} pixels off by > 1")
+        diffs[method], lines = compare(cfg, method, ours_ds, glue_ds, glue)
+        extra += lines
         n = cfg.n
         rows.append([method, f"{ours['total']:.2f}", f"{glue['total']:.2f}",
                      f"{glue['total'] / ours['total']:.2f}x faster",
                      f"{n / ours['total']:.1f}", f"{n / glue['total']:.1f}",
                      f"{glue['load']:.1f} / {glue['cleanlab']:.1f} / {glue['write']:.1f}"])
         del glue
+        datasets.delete(ours_ds)
+        datasets.delete(glue_ds)
     print()
     print_table(["method", "ours s", "glue s", "ratio", "ours img/s", "glue img/s",
                  "glue load / cleanlab / writes s"], rows)
 
-    print("\n== 2. Scores ==")
+    print("\n== 2. Scores (read back from the datasets, matched by filepath) ==")
     for method in METHODS:
         print(f"  {method}: max |ours - glue| image score = {diffs[method]:.2e}")
     for line in extra:
-        print(line)
+        print(f"  {line}")
 
     print("\n  targets:")
     for method in METHODS:
@@ -363,22 +408,29 @@ def run_memory_subprocess(side: str, method: str, name: str, output_dir: str) ->
 
 
 def peak_memory(cfg: Config, datasets_by_n: Dict[int, str], out_dir: str, report: Report) -> None:
+    """Ours: median of cfg.mem_repeats runs per size (with worker threads its peak
+    varies by several percent from run to run); the glue: one run (no target)."""
     m1, m2 = cfg.mem_n, 2 * cfg.mem_n
-    print(f"\n== 3. Peak RSS, softmin, fresh subprocess per run: {m1} vs {m2} images ==")
+    print(f"\n== 3. Peak RSS, softmin, fresh subprocess per run: {m1} vs {m2} images "
+          f"(ours: median of {cfg.mem_repeats} runs; glue: 1 run) ==")
     rows, ratios = [], {}
-    for side in ("ours", "glue"):
-        runs = {}
+    for side, repeats in (("ours", cfg.mem_repeats), ("glue", 1)):
+        median = {}
         for m in (m1, m2):
-            r = runs[m] = run_memory_subprocess(side, "softmin", datasets_by_n[m],
-                                                os.path.join(out_dir, f"mem-{side}-{m}"))
-            rows.append([side, str(m), f"{r['peak_rss_mb']:.0f}", f"{r['vm_hwm_mb']:.0f}",
+            runs = sorted((run_memory_subprocess(side, "softmin", datasets_by_n[m],
+                                                 os.path.join(out_dir, f"mem-{side}-{m}"))
+                           for _ in range(repeats)), key=lambda r: r["peak_rss_mb"])
+            r = median[m] = runs[len(runs) // 2]
+            rows.append([side, str(m), f"{r['peak_rss_mb']:.0f}",
+                         " ".join(f"{x['peak_rss_mb']:.0f}" for x in runs), f"{r['vm_hwm_mb']:.0f}",
                          f"{r['rss_before_mb']:.0f}", f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f}",
                          f"{r['seconds']:.1f}"])
-        ratios[side] = runs[m2]["peak_rss_mb"] / runs[m1]["peak_rss_mb"]
-    print_table(["side", "images", "peak RSS MB", "VmHWM MB", "before run MB", "added MB", "run s"], rows)
-    print("  (peak RSS = ru_maxrss of the worker; VmHWM = its peak RSS from /proc, a cross-check; "
+        ratios[side] = median[m2]["peak_rss_mb"] / median[m1]["peak_rss_mb"]
+    print_table(["side", "images", "peak RSS MB", "all runs", "VmHWM MB", "before run MB", "added MB", "run s"],
+                rows)
+    print("  (peak RSS = ru_maxrss of the worker; VmHWM = the same run's peak RSS from /proc, a cross-check; "
           "'before run' = after imports and loading the dataset)")
-    print(f"  glue: peak RSS {m2} / {m1} images (no target; it holds every image): {ratios['glue']:.3f}")
+    print(f"  glue: peak RSS {m2} / {m1} images (no target; it holds every image in memory): {ratios['glue']:.3f}")
     report.target(f"peak RSS 2N/N images, ours (target < {RSS_RATIO_TARGET:.2f}): {ratios['ours']:.3f}",
                   ratios["ours"] < RSS_RATIO_TARGET)
 
@@ -407,7 +459,7 @@ def config_from(args: argparse.Namespace) -> Config:
     if k > 255:
         raise SystemExit("--classes must be <= 255 (masks are 8-bit PNGs)")
     mem_n = args.mem_n or max(n // 2, 2)
-    return Config(n=n, size=size, k=k, mem_n=mem_n, seed=args.seed)
+    return Config(n=n, size=size, k=k, mem_n=mem_n, mem_repeats=1 if args.quick else 3, seed=args.seed)
 
 
 def _raise_on_sigterm(signum, frame):
@@ -439,16 +491,14 @@ def main(argv: Optional[list] = None) -> int:
         t0 = time.perf_counter()
         n_files = max(cfg.n, 2 * cfg.mem_n)
         records = write_files(os.path.join(tmp, "data"), n_files, cfg.k, cfg.size, cfg.seed)
-        timed = datasets.create(records[: cfg.n], cfg.k, persistent=False, tag="timed")
-        mem = {m: datasets.create(records[:m], cfg.k, persistent=True, tag=f"mem{m}").name
-               for m in (cfg.mem_n, 2 * cfg.mem_n)}
         size_mb = sum(e.stat().st_size for d in os.scandir(os.path.join(tmp, "data"))
                       for e in os.scandir(d.path)) / 2**20
-        print(f"wrote {n_files} images ({size_mb:.0f} MB) and created 3 datasets in "
-              f"{time.perf_counter() - t0:.1f} s")
+        print(f"wrote {n_files} images ({size_mb:.0f} MB) in {time.perf_counter() - t0:.1f} s")
 
-        speed_and_parity(cfg, timed, os.path.join(tmp, "out"), report)
-        timed.delete()
+        speed_and_parity(cfg, records[: cfg.n], datasets, os.path.join(tmp, "out"), report)
+        # persistent: the workers are other processes
+        mem = {m: datasets.create(records[:m], cfg.k, persistent=True, tag=f"mem{m}").name
+               for m in (cfg.mem_n, 2 * cfg.mem_n)}
         peak_memory(cfg, mem, os.path.join(tmp, "out"), report)
     finally:
         datasets.cleanup()

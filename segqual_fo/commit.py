@@ -120,9 +120,9 @@ class FieldCommitter:
             ids.append(sid)
         # FiftyOne's bulk write also refreshes samples loaded in this process
         self.dataset._bulk_write(ops, ids=ids)
-        for _, _, old, new in self._pending:
+        for sid, _, old, new in self._pending:
             for path in old:
-                if path not in new:
+                if path not in new and is_own_output(path, sid):
                     _remove_quietly(path)
         self.committed += len(self._pending)
         self._pending = []
@@ -153,6 +153,13 @@ def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) ->
             _remove_quietly(path)
             removed += 1
     return removed
+
+
+def is_own_output(path: str, sample_id: str) -> bool:
+    """Whether ``path`` is named like a file segqual wrote for this sample
+    (only those are ever deleted; a path a user put in the field is not)."""
+    m = _OUTPUT_NAME.match(os.path.basename(path or ""))
+    return bool(m) and m.group("id") == sample_id
 
 
 def token_of(path: Optional[str]) -> Optional[str]:

@@ -247,7 +247,7 @@ class LabelQualityPanel(foo.Panel):
                 on_change=self.on_change_run,
                 view=types.DropdownView(),
             )
-        panel.md("### Label quality: `%s`\n\n%s" % (score_field, state.summary or ""), name="header")
+        panel.md("**Label quality: %s**  \n%s" % (score_field, state.summary or ""), name="header")
         buttons = panel.h_stack("buttons", align_x="left", gap=1)
         buttons.btn("sort", label="Worst first", icon="sort", on_click=self.on_sort, variant="contained")
         buttons.btn("reset", label="Reset view", on_click=self.on_reset_view, variant="outlined")
@@ -270,7 +270,7 @@ class LabelQualityPanel(foo.Panel):
 
         if state.confusion:
             panel.md(
-                "#### Given vs predicted class (issue pixels)\n\nClick a row to see the images with that confusion.",
+                "**Given vs predicted class** (issue pixels): click a row to see those images",
                 name="confusion_title",
             )
             table = types.TableView(on_click_row=self.on_confusion_click)

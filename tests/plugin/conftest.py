@@ -32,6 +32,15 @@ def uri(name):
     return "%s/%s" % (PLUGIN, name)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Exposes each phase's report as ``item.rep_<phase>`` so fixtures can
+    react to a failed test (the browser test saves a screenshot)."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
 @pytest.fixture(scope="session")
 def demo_records(tmp_path_factory):
     """Images, label masks and float16 probabilities of 8 synthetic scenes

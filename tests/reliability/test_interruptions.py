@@ -1,0 +1,135 @@
+"""A run killed with SIGKILL leaves each sample old or complete-new; resume
+finishes only what is missing; concurrent runs on other fields both finish."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+
+import fiftyone as fo
+
+from segqual_fo import compute_label_quality
+from segqual_fo.commit import token_of
+from segqual_fo.core import get_label_quality_scores
+from tests.fo.helpers import segmentation_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def persistent(tmp_path, rng):
+    ds = fo.Dataset(f"segqual-rel-{uuid.uuid4().hex[:10]}", persistent=True)
+    labels, probs, ids = segmentation_dataset(ds, tmp_path, rng, n=80, shape=(24, 32))
+    yield ds, labels, probs, ids
+    if not ds.deleted:
+        ds.delete()
+
+
+def _child(code: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _committed(ds, field, token):
+    ds.reload()
+    return sum(token_of(p) == token for p in ds.values(f"{field}.map_path"))
+
+
+@pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
+def test_sigkill_then_resume(persistent, tmp_path, method):
+    ds, labels, probs, ids = persistent
+    out = str(tmp_path / "out")
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", method=method, temperature=0.1, output_dir=out, progress=False)
+    old_scores = dict(zip(ds.values("id"), ds.values("label_quality")))
+    old_token = ds.get_run_info("label_quality").config.token
+    new_expected, _ = get_label_quality_scores(labels, probs, method=method, temperature=0.7)
+    new_expected = dict(zip(ids, new_expected))
+
+    # a second run, slowed down (10 ms per image) so it can be killed mid-way
+    proc = _child(f"""
+        import time, fiftyone as fo, segqual_fo, segqual_fo.pipeline as P
+        real = P.find_regions
+        def slow(*a, **k):
+            time.sleep(0.01)
+            return real(*a, **k)
+        P.find_regions = slow
+        ds = fo.load_dataset({ds.name!r})
+        segqual_fo.compute_label_quality(ds, "ground_truth", probs_field="probs_path", method={method!r},
+            temperature=0.7, output_dir={out!r}, commit_every=8, n_jobs=1, progress=False)
+        print("FINISHED")
+    """)
+    deadline = time.time() + 120
+    new_token = None
+    while time.time() < deadline:
+        if new_token is None:
+            ds.reload()
+            try:  # the child replaces the run record: briefly absent
+                tok = ds.get_run_info("label_quality").config.token
+            except ValueError:
+                tok = None
+            new_token = tok if tok != old_token else None
+        if new_token and _committed(ds, "label_quality_heatmap", new_token) >= 16:
+            break
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    n_new = _committed(ds, "label_quality_heatmap", new_token)
+    assert 16 <= n_new < len(ids)  # killed mid-way, after some commits
+
+    # every sample is entirely old or entirely new, and its files exist
+    ds.reload()
+    for s in ds.iter_samples():
+        heat, iss = s.label_quality_heatmap.map_path, s.label_quality_issues.mask_path
+        assert token_of(heat) == token_of(iss)
+        assert os.path.isfile(heat) and os.path.isfile(iss)
+        if token_of(heat) == old_token:
+            assert s.label_quality == old_scores[s.id]
+        else:
+            assert token_of(heat) == new_token
+            assert s.label_quality == pytest.approx(new_expected[s.id], abs=1e-12)
+            assert s.label_quality_num_issues == (cv2.imread(iss, cv2.IMREAD_UNCHANGED) > 0).sum()
+
+    # resume finishes only what is missing, with the same token
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", method=method, temperature=0.7, output_dir=out, resume=True, progress=False)
+    ds.reload()
+    assert ds.get_run_info("label_quality").config.status == "completed"
+    heat = ds.values("label_quality_heatmap.map_path")
+    assert all(token_of(p) == new_token for p in heat)
+    np.testing.assert_allclose(ds.values("label_quality"), [new_expected[i] for i in ds.values("id")], atol=1e-12)
+    # no file of the old run nor an orphan of the killed one is left
+    files = set(os.listdir(os.path.join(out, "label_quality")))
+    referenced = {os.path.basename(p) for p in heat} | {os.path.basename(p) for p in ds.values("label_quality_issues.mask_path")}
+    assert files == referenced
+
+
+def test_two_runs_on_other_fields_at_once(persistent, tmp_path):
+    ds, labels, probs, ids = persistent
+    out = str(tmp_path / "out")
+    procs = [
+        _child(f"""
+            import fiftyone as fo, segqual_fo
+            ds = fo.load_dataset({ds.name!r})
+            segqual_fo.compute_label_quality(ds, "ground_truth", probs_field="probs_path", method={m!r},
+                score_field={f!r}, output_dir={out!r}, commit_every=8, progress=False)
+            print("FINISHED")
+        """)
+        for m, f in (("softmin", "lq_a"), ("num_pixel_issues", "lq_b"))
+    ]
+    for p in procs:
+        assert p.wait(timeout=300) == 0
+        assert "FINISHED" in p.stdout.read()
+    ds.reload()
+    for method, field in (("softmin", "lq_a"), ("num_pixel_issues", "lq_b")):
+        expected, _ = get_label_quality_scores(labels, probs, method=method)
+        np.testing.assert_allclose(ds.values(field), expected, atol=1e-12)
+        assert ds.get_run_info(field).config.status == "completed"
+        assert f"{field}_issues" in ds.mask_targets
+    assert set(ds.list_runs()) == {"lq_a", "lq_b"}
