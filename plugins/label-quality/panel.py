@@ -21,6 +21,7 @@ from . import runs
 
 #: Rows of the confusion table (most issue pixels first).
 TOP_CONFUSIONS = 15
+HISTOGRAM_HEIGHT = 280
 
 
 def histogram_bins(scores):
@@ -89,15 +90,15 @@ def _settings_markdown(info, num_scored, num_samples):
     when = stamp.strftime("%Y-%m-%d %H:%M UTC") if isinstance(stamp, datetime.datetime) else str(stamp)
     fields = ", ".join("`%s`" % f for f in (getattr(cfg, "fields", None) or {}).values())
     lines = [
-        "| Run `%s` | |" % info.key,
-        "|---|---|",
-        "| Method | %s |" % method,
-        "| Labels | `%s` |" % getattr(cfg, "label_field", "?"),
-        "| Probabilities | %s |" % source,
-        "| Ignored | %s |" % ignored,
-        "| Classes | %s |" % ", ".join(getattr(cfg, "classes", None) or []),
-        "| Fields | %s |" % fields,
-        "| Scored | %d of %d images, %s |" % (num_scored, num_samples, when),
+        "**Run `%s`**" % info.key,
+        "",
+        "- method: %s" % method,
+        "- labels: `%s`" % getattr(cfg, "label_field", "?"),
+        "- probabilities: %s" % source,
+        "- ignored: %s" % ignored,
+        "- classes: %s" % ", ".join(getattr(cfg, "classes", None) or []),
+        "- fields: %s" % fields,
+        "- scored: %d of %d images, %s" % (num_scored, num_samples, when),
     ]
     return "\n".join(lines)
 
@@ -262,10 +263,12 @@ class LabelQualityPanel(foo.Panel):
                 "bargap": 0.05,
                 "margin": {"t": 40, "l": 50, "b": 50, "r": 10},
             },
-            config={"displayModeBar": False},
+            config={"displayModeBar": False, "responsive": True},
             on_click=self.on_histogram_click,
-            height=260,
+            height=HISTOGRAM_HEIGHT,
             width="100%",
+            # the plot fills its grid cell: give the cell the plot's height
+            componentsProps={"item": {"sx": {"height": HISTOGRAM_HEIGHT, "minHeight": HISTOGRAM_HEIGHT}}},
         )
 
         if state.confusion:

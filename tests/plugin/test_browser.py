@@ -262,6 +262,13 @@ def test_sort_operator_and_panel_in_the_app(app_dataset, panel_state, app_url, p
     assert top["given_label"] in first_row and top["predicted_label"] in first_row
     assert table.locator("tbody tr").count() == len(state["confusion"])
     page.wait_for_timeout(600)  # let plotly finish its entry transition
+    print("DEBUG", content.bounding_box(), table.bounding_box(), content.locator(".js-plotly-plot").bounding_box())
+    content.screenshot(path=os.path.join(ARTIFACTS, "debug_panel.png"))
+    print("DEBUG2", page.evaluate("""() => { const root = document.querySelector('[data-cy=panel-content-label_quality_panel]');
+      const out = []; const walk = (e, d) => { const r = e.getBoundingClientRect();
+        if (d < 14) out.push([d, e.tagName, (e.className||'').toString().slice(0,40), Math.round(r.width), e.scrollWidth, (e.innerText||'').slice(0,30)]);
+        for (const c of e.children) walk(c, d+1); };
+      walk(root, 0); return out.filter(x => x[3] > 560 || x[4] > 560).slice(0, 40); }"""))
     _wait_first_tile(page, worst.filepath)  # still sorted next to the panel
     sorted_with_panel = _shot(page, "05_sorted_grid_with_panel.png")
     os.makedirs(os.path.dirname(DOCS_SCREENSHOT), exist_ok=True)
