@@ -356,6 +356,7 @@ def cmd_score(args) -> int:
         output_dir=args.output_dir,
         overwrite=args.overwrite,
         skip_failures=not args.fail_fast,
+        resume=args.resume,
         progress=not args.quiet,
     )
     print(_summary(view, res))
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--view-tag", help="score only the samples with this tag")
     s.add_argument("--output-dir", help="where heatmap/issue PNGs go")
     s.add_argument("--overwrite", action="store_true", help="replace output fields not written by segqual")
+    s.add_argument("--resume", action="store_true", help="finish an interrupted run of this score field (only missing samples)")
     s.add_argument("--fail-fast", action="store_true", help="stop at the first sample that fails")
     s.add_argument("--fail-on-errors", action="store_true", help="exit 1 when some samples failed")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
