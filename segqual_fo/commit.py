@@ -36,6 +36,17 @@ REGION_ATTRIBUTES = {"predicted_label": fo.StringField, "area": fo.IntField, "me
 _OUTPUT_NAME = re.compile(r"^(?P<id>[0-9a-f]{24})-(?P<token>[0-9a-f]{8})_(?P<kind>heatmap|issues)\.png$")
 
 
+def _check_types(schema, types) -> None:
+    for name, (ftype, doc_type) in types.items():
+        existing = schema[name]
+        ok = isinstance(existing, ftype) and (doc_type is None or existing.document_type is doc_type)
+        if not ok:
+            raise FiftyOneInputError(
+                f"field {name!r} exists as {existing}; it must be {ftype.__name__}"
+                f"{'' if doc_type is None else ' of ' + doc_type.__name__}. Delete it or choose another score_field."
+            )
+
+
 def field_types(fields: Dict[str, str]) -> Dict[str, tuple]:
     """field name -> (field class, embedded document type or None)."""
     return {
@@ -54,7 +65,13 @@ def ensure_schema(dataset, fields: Dict[str, str]) -> None:
         FiftyOneInputError: a field exists with another type
     """
     schema = dataset.get_field_schema()
-    for name, (ftype, doc_type) in field_types(fields).items():
+    flat = dataset.get_field_schema(flat=True)
+    region_paths = [f"{fields['regions']}.detections.{a}" for a in REGION_ATTRIBUTES]
+    types = field_types(fields)
+    if all(n in schema for n in types) and all(p in flat for p in region_paths):
+        _check_types(schema, types)  # a re-run: nothing to declare
+        return
+    for name, (ftype, doc_type) in types.items():
         existing = schema.get(name)
         if existing is None:
             if doc_type is None:
@@ -62,12 +79,7 @@ def ensure_schema(dataset, fields: Dict[str, str]) -> None:
             else:
                 dataset.add_sample_field(name, ftype, embedded_doc_type=doc_type)
             continue
-        ok = isinstance(existing, ftype) and (doc_type is None or existing.document_type is doc_type)
-        if not ok:
-            raise FiftyOneInputError(
-                f"field {name!r} exists as {existing}; it must be {ftype.__name__}"
-                f"{'' if doc_type is None else ' of ' + doc_type.__name__}. Delete it or choose another score_field."
-            )
+        _check_types(schema, {name: (ftype, doc_type)})
     flat = dataset.get_field_schema(flat=True)
     for attr, ftype in REGION_ATTRIBUTES.items():
         path = f"{fields['regions']}.detections.{attr}"
@@ -82,10 +94,13 @@ class FieldCommitter:
         dataset: the dataset the samples belong to
         fields: output field names (see ``output_fields``)
         batch_size (64): samples per commit
+        validate (True): validate values against their fields (skip for
+            values the caller built with the right types)
     """
 
-    def __init__(self, dataset, fields: Dict[str, str], batch_size: int = 64):
+    def __init__(self, dataset, fields: Dict[str, str], batch_size: int = 64, validate: bool = True):
         self.dataset = dataset
+        self.validate = validate
         self.fields = fields
         self.batch_size = batch_size
         self._pending: List[tuple] = []
@@ -112,7 +127,7 @@ class FieldCommitter:
             doc = {}
             for name, value in values.items():
                 field = schema[name]
-                if value is not None:
+                if value is not None and self.validate:
                     field.validate(value)
                 doc[name] = None if value is None else field.to_mongo(value)
             doc["last_modified_at"] = now

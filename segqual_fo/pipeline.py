@@ -539,15 +539,23 @@ def compute_label_quality(
     failures: List[Failure] = []
     confusion = np.zeros(k * k, dtype=np.int64)
     num_undefined = 0
-    committer = FieldCommitter(dataset, fields, batch_size=commit_every)
+    # the values are built here with the right types: no need to validate
+    committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
     files_dir = os.path.join(output_dir, score_field)
 
-    def write_files(sid, result):
+    def outputs(sid, result):
+        """PNGs and regions of one image (runs in the writer threads)."""
         heat = output_path(output_dir, score_field, sid, "heatmap", token)
         write_png_atomic(heat, heatmap_image(result.pixel_scores))
         iss = output_path(output_dir, score_field, sid, "issues", token)
         write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k))
-        return heat, iss
+        regions = find_regions(result.issues, result.labels, result.pred, result.pixel_scores, min_area=min_region_area)
+        values = {
+            fields["heatmap"]: fo.Heatmap(map_path=heat, range=[0, 255]),
+            fields["issues"]: fo.Segmentation(mask_path=iss),
+            fields["regions"]: _regions_to_detections(regions, classes_out),
+        }
+        return values, (heat, iss)
 
     def commit(sid, values, new=()):
         committer.add(sid, values, old_files=old_files.get(sid, ()), new_files=new)
@@ -560,17 +568,21 @@ def compute_label_quality(
     else:
         # thresholds and the cut-off need every image: stream all, write missing
         n_stream = n
-    cache = DirectoryCache() if method == "num_pixel_issues" else None
+    cache = None
+    if method == "num_pixel_issues":
+        # next to the outputs (not in /tmp): a killed run's cache is found and
+        # removed by the next run of this score field
+        _remove_stale_caches(files_dir, keep=token)
+        cache = DirectoryCache(os.path.join(files_dir, f".cache-{token}"), remove=True)
     total_steps = 2 * n_stream if method == "num_pixel_issues" else n_stream
     pending = []
 
     def drain(keep):
         while len(pending) > keep:
             sid, values, fut = pending.pop(0)
-            heat, iss = fut.result()
-            values[fields["heatmap"]] = fo.Heatmap(map_path=heat, range=[0, 255])
-            values[fields["issues"]] = fo.Segmentation(mask_path=iss)
-            commit(sid, values, new=(heat, iss))
+            more, new = fut.result()
+            values.update(more)
+            commit(sid, values, new=new)
 
     if n_stream == 0:  # resumed run with nothing left to score
         total_steps = 0
@@ -612,15 +624,8 @@ def compute_label_quality(
                 if sid in done:  # resumed issue-count run: already committed
                     pb.update()
                     continue
-                regions = find_regions(
-                    result.issues, result.labels, result.pred, result.pixel_scores, min_area=min_region_area
-                )
-                values = {
-                    fields["score"]: score,
-                    fields["num_issues"]: result.num_issues,
-                    fields["regions"]: _regions_to_detections(regions, classes_out),
-                }
-                pending.append((sid, values, writer.submit(write_files, sid, result)))
+                values = {fields["score"]: score, fields["num_issues"]: result.num_issues}
+                pending.append((sid, values, writer.submit(outputs, sid, result)))
                 drain(keep=8)
                 pb.update()
             drain(keep=0)
@@ -690,6 +695,16 @@ def _peek_num_classes(probs_paths, probs_key, layout) -> int:
         "no readable probability file was found for these samples"
         + (f"; first errors: {errors}" if errors else "; check probs_field / probs_dir.")
     )
+
+
+def _remove_stale_caches(directory: str, keep: str) -> None:
+    import shutil
+
+    if not os.path.isdir(directory):
+        return
+    for name in os.listdir(directory):
+        if re.fullmatch(r"\.cache-[0-9a-f]{8}", name) and name != f".cache-{keep}":
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 
 def _set_issue_targets(dataset, fields, classes) -> None:

@@ -8,6 +8,7 @@ method. The params of ``compute_label_quality`` carry the names of
 ``fiftyone.operators.execute_operator(uri, {"dataset": ..., "params": {...}})``.
 """
 
+import inspect
 import os
 import re
 
@@ -24,27 +25,16 @@ DEFAULT_TAG = "label_issue"
 #: Samples looked at when checking that a probability directory matches.
 _PEEK = 50
 
-#: Params passed through to ``segqual_fo.compute_label_quality`` when set.
-LIBRARY_ARGS = (
-    "label_field",
-    "probs_field",
-    "probs_dir",
-    "probs_key",
-    "layout",
-    "logits",
-    "resize",
-    "classes",
-    "ignore_index",
-    "method",
-    "temperature",
-    "downsample",
-    "issue_threshold",
-    "score_field",
-    "output_dir",
-    "overwrite",
-    "min_region_area",
-    "n_jobs",
-)
+#: Arguments of ``compute_label_quality`` that the plugin decides itself.
+_PLUGIN_ARGS = ("sample_collection", "skip_failures", "progress")
+
+
+def library_args():
+    """Names of ``segqual_fo.compute_label_quality``'s arguments that params
+    may set, read from its signature so that new options pass through."""
+    from segqual_fo import compute_label_quality
+
+    return [n for n in inspect.signature(compute_label_quality).parameters if n not in _PLUGIN_ARGS]
 
 
 def _invalid(prop, message):
@@ -90,7 +80,7 @@ def library_kwargs(params):
     """``ctx.params`` -> keyword arguments of ``compute_label_quality``."""
     params = normalize_params(dict(params))
     kwargs = {}
-    for name in LIBRARY_ARGS:
+    for name in library_args():
         value = params.get(name)
         if value is None or value == "" or value == []:
             continue
@@ -136,7 +126,7 @@ class ComputeLabelQuality(foo.Operator):
         return True if ctx.params.get("delegate") else None
 
     def resolve_run_name(self, ctx):
-        return "compute_label_quality (%s)" % ctx.params.get("score_field", runs.DEFAULT_SCORE_FIELD)
+        return "compute_label_quality (%s)" % (ctx.params.get("score_field") or runs.DEFAULT_SCORE_FIELD)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -393,7 +383,7 @@ class ComputeLabelQuality(foo.Operator):
         if ctx.delegated:
             progress = fo.report_progress(
                 lambda pb: ctx.set_progress(
-                    progress=pb.progress, label="scored %d of %d steps" % (pb.iteration, pb.total or 0)
+                    progress=pb.progress, label="label quality: step %d of %d" % (pb.iteration, pb.total or 0)
                 ),
                 dt=0.5,
             )

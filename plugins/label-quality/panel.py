@@ -103,6 +103,17 @@ def _settings_markdown(info, num_scored, num_samples):
     return "\n".join(lines)
 
 
+def _layout():
+    # one column that may shrink below its content's width: otherwise a
+    # plot first drawn wider than the panel keeps the column (and itself)
+    # too wide to fit
+    return types.GridView(
+        orientation="vertical",
+        gap=2,
+        componentsProps={"grid": {"sx": {"gridTemplateColumns": "minmax(0, 1fr)"}}},
+    )
+
+
 class LabelQualityPanel(foo.Panel):
     @property
     def config(self):
@@ -237,7 +248,7 @@ class LabelQualityPanel(foo.Panel):
                 name="empty",
             )
             panel.btn("refresh", label="Refresh", on_click=self.on_refresh, variant="outlined")
-            return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
+            return types.Property(panel, view=_layout())
 
         if len(state.score_fields or []) > 1:
             panel.enum(
@@ -276,7 +287,11 @@ class LabelQualityPanel(foo.Panel):
                 "**Given vs predicted class** (issue pixels): click a row to see those images",
                 name="confusion_title",
             )
-            table = types.TableView(on_click_row=self.on_confusion_click)
+            table = types.TableView(
+                on_click_row=self.on_confusion_click,
+                # the App's tables are at least 650 px wide; the panel may be narrower
+                componentsProps={"table": {"sx": {"minWidth": 0}}},
+            )
             table.add_column("given_label", label="Given")
             table.add_column("predicted_label", label="Predicted")
             table.add_column("num_pixel_issues", label="Issue pixels")
@@ -287,4 +302,4 @@ class LabelQualityPanel(foo.Panel):
 
         if state.settings:
             panel.md(state.settings, name="settings")
-        return types.Property(panel, view=types.GridView(orientation="vertical", gap=2))
+        return types.Property(panel, view=_layout())

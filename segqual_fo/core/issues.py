@@ -164,7 +164,7 @@ class MemoryCache:
     def put(self, index: int, entry: CacheEntry) -> None:
         self._entries[index] = entry
 
-    def get(self, index: int) -> CacheEntry:
+    def get(self, index: int, keys=None) -> CacheEntry:
         return self._entries[index]
 
     def close(self) -> None:
@@ -177,10 +177,12 @@ class DirectoryCache:
     Args:
         directory (None): where to write; a temporary directory (removed by
             :meth:`close`) when None
+        remove (False): also remove a given ``directory`` on :meth:`close`
     """
 
-    def __init__(self, directory: Optional[str] = None):
+    def __init__(self, directory: Optional[str] = None, *, remove: bool = False):
         self._tmp = None
+        self._remove = remove
         if directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="segqual-cache-")
             directory = self._tmp.name
@@ -196,14 +198,25 @@ class DirectoryCache:
         np.savez(tmp, **entry.arrays())
         os.replace(tmp, path)
 
-    def get(self, index: int) -> CacheEntry:
+    def get(self, index: int, keys=None) -> CacheEntry:
+        """Reads an entry; ``keys`` limits which arrays are read (the others
+        are left empty), since each pass of :meth:`IssueFinder.finish`
+        needs only some of them."""
         with np.load(self._path(index), allow_pickle=False) as z:
-            return CacheEntry.from_arrays({k: z[k] for k in z.files})
+            wanted = z.files if keys is None else [k for k in z.files if k in keys or k == "shape"]
+            arrays = {k: z[k] for k in wanted}
+        for k in ("scores", "dis_index", "dis_pred", "dis_prob"):
+            arrays.setdefault(k, np.empty(0))
+        return CacheEntry.from_arrays(arrays)
 
     def close(self) -> None:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+        elif self._remove:
+            import shutil
+
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 @dataclass
@@ -438,8 +451,8 @@ class IssueFinder:
 
         num_issues = 0
         for i in order:
-            e = self.cache.get(i)
-            if e.dis_index.size:
+            e = self.cache.get(i, keys=("dis_pred", "dis_prob"))
+            if e.dis_pred.size:
                 num_issues += int(np.count_nonzero(e.dis_prob >= adj[e.dis_pred]))
             step += 1
             if progress:
@@ -458,7 +471,7 @@ class IssueFinder:
         pending = 0
         uniq = counts = None
         for i in order:
-            e = self.cache.get(i)
+            e = self.cache.get(i, keys=("scores",))
             vals = _values_in_bin(e.scores, b)
             if vals.size:
                 collected.append(vals)
@@ -479,7 +492,7 @@ class IssueFinder:
         if taken_ties < counts[j]:
             before = 0
             for i in order:
-                n_i = int(np.count_nonzero(self.cache.get(i).scores == cutoff))
+                n_i = int(np.count_nonzero(self.cache.get(i, keys=("scores",)).scores == cutoff))
                 quota[i] = int(min(max(taken_ties - before, 0), n_i))
                 before += n_i
         self.selection = IssueSelection(

@@ -4,8 +4,10 @@ A scored dataset is served by a fresh App server (``python -m
 fiftyone.server.main``, with the plugin directory in its environment). The
 test opens the operator browser with the backtick key, runs
 ``sort_by_label_quality`` and checks that the grid's first tile is the
-worst-scored image; then it opens the Label quality panel, checks that the
-histogram and the confusion table render, and clicks a histogram bar.
+worst-scored image; it opens the compute_label_quality form and checks that
+it offers the dataset's fields; then it opens the Label quality panel,
+checks that the histogram and the confusion table render, and clicks a
+histogram bar.
 
 Tiles are canvases: a tile is identified by the field tags the App draws on
 it once the field is ticked in the sidebar (``data-cy=tag-<field>``).
@@ -54,6 +56,7 @@ VIEWPORT = {"width": 1400, "height": 900}
 ARTIFACTS = os.path.join(REPO, "test-artifacts")
 DOCS_SCREENSHOT = os.path.join(REPO, "docs", "app-screenshot.png")
 SORT_LABEL = "Sort by label quality (worst first)"
+COMPUTE_LABEL = "Compute segmentation label quality"
 PANEL = "label_quality_panel"
 SERVER_TIMEOUT = 60
 
@@ -147,6 +150,9 @@ def page(tmp_path, request):
     page is saved when the test fails. ``page.js_errors`` collects uncaught
     page errors."""
     os.makedirs(ARTIFACTS, exist_ok=True)
+    failure_shot = os.path.join(ARTIFACTS, "browser_failure.png")
+    if os.path.exists(failure_shot):
+        os.remove(failure_shot)
     errors = []
     with sync_api.sync_playwright() as p:
         p.selectors.set_test_id_attribute("data-cy")  # the App's test ids
@@ -166,7 +172,7 @@ def page(tmp_path, request):
             yield pg
             report = getattr(request.node, "rep_call", None)
             if report is not None and report.failed:
-                pg.screenshot(path=os.path.join(ARTIFACTS, "browser_failure.png"))
+                pg.screenshot(path=failure_shot)
         finally:
             context.close()
 
@@ -175,10 +181,17 @@ def _tiles(page):
     return page.evaluate(READ_TILES_JS)
 
 
-def _wait_first_tile(page, filepath):
+def _wait_first_tile(page, filepath, count=None):
+    """Waits until every tile shows its tags, the first tile is ``filepath``
+    and (if given) there are ``count`` tiles; returns the tiles."""
     page.wait_for_function(
-        "fp => { const t = (%s)(); return t.length > 0 && t[0].filepath === fp; }" % READ_TILES_JS, arg=filepath
+        """([fp, n]) => { const t = (%s)();
+             return t.length > 0 && (n === null || t.length === n) && t[0].filepath === fp
+                    && t.every(x => x.filepath && x.score); }"""
+        % READ_TILES_JS,
+        arg=[filepath, count],
     )
+    return _tiles(page)
 
 
 def _shot(page, name):
@@ -229,16 +242,31 @@ def test_sort_operator_and_panel_in_the_app(app_dataset, panel_state, app_url, p
     _shot(page, "03_sort_prompt.png")
     prompt.get_by_role("button", name="Execute").click()
     prompt.wait_for(state="hidden")
-    _wait_first_tile(page, worst.filepath)
+    after = _wait_first_tile(page, worst.filepath, n)
     timings["operator_to_sorted_grid_s"] = round(time.time() - t, 2)
 
-    after = _tiles(page)
     assert after[0]["filepath"] == worst.filepath
     assert float(after[0]["score"]) == pytest.approx(worst["label_quality"], abs=1e-2)
     shown = [float(x["score"]) for x in after]
     assert shown == sorted(shown) and len(shown) == n
     assert page.get_by_test_id("view-bar").get_by_text("SortBy").count() > 0
     _shot(page, "04_sorted_grid.png")
+
+    # ---- the compute form renders the dataset's choices
+    t = time.time()
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("`")
+    browser.wait_for(state="visible")
+    page.get_by_test_id("operators-browser-search").fill(COMPUTE_LABEL)
+    browser.get_by_text(COMPUTE_LABEL, exact=True).wait_for()
+    page.keyboard.press("Enter")
+    prompt.wait_for(state="visible")
+    prompt.get_by_text("ground_truth (Segmentation)").wait_for()  # the only label field
+    prompt.get_by_text("pred_probs_path").wait_for()  # the string field holding .npy paths
+    _shot(page, "05_compute_prompt.png")
+    prompt.get_by_role("button", name="Cancel").click()
+    prompt.wait_for(state="hidden")
+    timings["compute_form_s"] = round(time.time() - t, 2)
 
     # ---- the panel: histogram + confusion table
     t = time.time()
@@ -262,17 +290,18 @@ def test_sort_operator_and_panel_in_the_app(app_dataset, panel_state, app_url, p
     assert top["given_label"] in first_row and top["predicted_label"] in first_row
     assert table.locator("tbody tr").count() == len(state["confusion"])
     page.wait_for_timeout(600)  # let plotly finish its entry transition
-    print("DEBUG", content.bounding_box(), table.bounding_box(), content.locator(".js-plotly-plot").bounding_box())
-    content.screenshot(path=os.path.join(ARTIFACTS, "debug_panel.png"))
-    print("DEBUG2", page.evaluate("""() => { const root = document.querySelector('[data-cy=panel-content-label_quality_panel]');
-      const out = []; const walk = (e, d) => { const r = e.getBoundingClientRect();
-        if (d < 14) out.push([d, e.tagName, (e.className||'').toString().slice(0,40), Math.round(r.width), e.scrollWidth, (e.innerText||'').slice(0,30)]);
-        for (const c of e.children) walk(c, d+1); };
-      walk(root, 0); return out.filter(x => x[3] > 560 || x[4] > 560).slice(0, 40); }"""))
     _wait_first_tile(page, worst.filepath)  # still sorted next to the panel
-    sorted_with_panel = _shot(page, "05_sorted_grid_with_panel.png")
+    _shot(page, "06_sorted_grid_with_panel.png")
+
+    # the README's picture: scores and issue regions on the tiles, no temp paths
+    page.get_by_test_id("checkbox-filepath").click()
+    page.wait_for_function("() => (%s)().every(t => !t.filepath && t.score)" % READ_TILES_JS)
+    page.wait_for_timeout(500)  # the tiles redraw their canvases
+    readme_shot = _shot(page, "07_readme_sorted_grid_with_panel.png")
     os.makedirs(os.path.dirname(DOCS_SCREENSHOT), exist_ok=True)
-    shutil.copyfile(sorted_with_panel, DOCS_SCREENSHOT)
+    shutil.copyfile(readme_shot, DOCS_SCREENSHOT)
+    page.get_by_test_id("checkbox-filepath").click()
+    _wait_first_tile(page, worst.filepath)
 
     # ---- click the worst bar: the grid shows that score range only
     t = time.time()
@@ -280,13 +309,10 @@ def test_sort_operator_and_panel_in_the_app(app_dataset, panel_state, app_url, p
     in_bin0 = [s for s in app_dataset.values("label_quality") if edges[0] <= s < edges[1]]
     box = bars.first.bounding_box()
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
-    page.wait_for_function(
-        "k => { const t = (%s)(); return t.length === k; }" % READ_TILES_JS, arg=len(in_bin0)
-    )
-    _wait_first_tile(page, worst.filepath)
+    _wait_first_tile(page, worst.filepath, len(in_bin0))
     assert page.get_by_test_id("view-bar").get_by_text("Match").count() > 0
     timings["bar_click_to_filtered_grid_s"] = round(time.time() - t, 2)
-    _shot(page, "06_histogram_bar_clicked.png")
+    _shot(page, "08_histogram_bar_clicked.png")
 
     assert not page.js_errors, page.js_errors
     timings["browser_total_s"] = round(time.time() - t0, 2)
