@@ -24,7 +24,8 @@ is wrong, ``a = w * (1 - s)`` with ``s`` the self-confidence
 ``pred_probs[label]`` and ``w`` in [0, 1] a candidate-specific weight; the
 pixel score is ``1 - a`` and, unless stated otherwise, the image score is
 the softmin of the pixel scores (:mod:`segqual_fo.core.pooling`), so every
-candidate with ``w = 1`` reduces to the library's softmin score.
+softmin candidate with ``w = 1`` reduces to the library's softmin score (up
+to float rounding).
 
 Benchmark summary (camvid-mini, ``bench_detection.py``): none of these beats
 softmin on the held-out half by more than the seed-to-seed spread; see the
@@ -122,7 +123,7 @@ def _stats_of(ev: PixelEvidence) -> DatasetStats:
     )
 
 
-def dataset_stats(
+def collect_stats(
     labels: Sequence[np.ndarray], pred_probs: Sequence[np.ndarray], *, ignore: Tuple[int, ...] = ()
 ) -> DatasetStats:
     """Sum of :func:`image_stats` over a dataset (pass 1 of two)."""
@@ -131,7 +132,7 @@ def dataset_stats(
         st = image_stats(lab, p, ignore=ignore)
         total = st if total is None else total + st
     if total is None:
-        raise ValueError("dataset_stats needs at least one image.")
+        raise ValueError("collect_stats needs at least one image.")
     return total
 
 
@@ -160,8 +161,12 @@ def score_dataset(
     Returns:
         ``(image_scores (N,), [pixel_scores (H,W), ...])``
     """
+    if candidate not in CANDIDATES:
+        raise ValueError(f"unknown candidate {candidate!r}; one of {sorted(CANDIDATES)}")
     fn = CANDIDATES[candidate]
     labels, pred_probs = list(labels), list(pred_probs)
+    if len(labels) != len(pred_probs):
+        raise ValueError(f"{len(labels)} label masks but {len(pred_probs)} probability arrays")
     per_image = total = None
     if candidate in NEEDS_DATASET_STATS:
         per_image = [image_stats(lab, p, ignore=ignore) for lab, p in zip(labels, pred_probs)]
@@ -407,7 +412,7 @@ def confusion_calibrated_softmin(
         scale = float(np.log(k)) if surprise_scale is None else float(surprise_scale)
         rates = dataset_stats.confusion_rates()
         surprise = np.minimum(-np.log(rates) / scale, 1.0).astype(np.float32)
-        dis = ev.pred != ev.labels
+        dis = ev.disagree
         weight[dis] = surprise[ev.labels[dis], ev.pred[dis]]
     return _weighted(ev, weight, temperature)
 
