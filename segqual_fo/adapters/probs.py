@@ -13,6 +13,7 @@ default) or ``"HWK"`` (class axis last, as many frameworks save it).
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 from typing import Optional, Sequence, Tuple
 
@@ -39,13 +40,17 @@ def check_layout(layout: str) -> str:
     return layout
 
 
+_HEADER_LOCK = threading.Lock()
+
+
 def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
-    version = np.lib.format.read_magic(fp)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(fp)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(fp)
-    return np.lib.format._read_array_header(fp, version)  # (3, 0)
+    with _HEADER_LOCK:  # ast.literal_eval inside is not thread-safe on 3.11
+        version = np.lib.format.read_magic(fp)
+        if version == (1, 0):
+            return np.lib.format.read_array_header_1_0(fp)
+        if version == (2, 0):
+            return np.lib.format.read_array_header_2_0(fp)
+        return np.lib.format._read_array_header(fp, version)  # (3, 0)
 
 
 def _check_header(shape, dtype, path: str, max_bytes: int) -> None:
@@ -110,8 +115,30 @@ def peek_shape(path: str, *, key: Optional[str] = None, max_bytes: int = DEFAULT
     return tuple(shape)
 
 
+def _read_data(fp, shape, fortran: bool, dtype: np.dtype, path: str) -> np.ndarray:
+    """Reads the array body that follows a parsed header (no pickles)."""
+    count = int(np.prod(shape, dtype=np.int64))
+    nbytes = count * dtype.itemsize
+    if isinstance(fp, zipfile.ZipExtFile):  # a member of an .npz
+        data = np.frombuffer(fp.read(nbytes), dtype=dtype).copy()
+    else:  # a real file: read straight into the array
+        data = np.fromfile(fp, dtype=dtype, count=count)
+    if data.size != count:
+        raise InvalidFileError(
+            f"{path} is truncated: its header declares {tuple(shape)} ({count} values) but it "
+            f"holds {data.size}; the file was not fully written."
+        )
+    return data.reshape(shape[::-1]).transpose() if fortran else data.reshape(shape)
+
+
 def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Reads one probability array from a .npy or .npz file, safely.
+
+    The header is parsed and checked (dtype, rank, size) before any data is
+    read; object arrays are refused; the body is read as raw numbers.
+    Header parsing is serialised: it goes through ``ast.literal_eval``, which
+    CPython 3.11 does not make thread-safe (gh-106905), and the pipeline reads
+    files from several threads.
 
     Args:
         path: file path
@@ -119,11 +146,14 @@ def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DE
         max_bytes: refuse larger arrays (checked on the header, before reading)
 
     Raises:
-        InvalidFileError: missing, unreadable, corrupt, pickled, too large
+        InvalidFileError: missing, unreadable, corrupt, truncated, pickled,
+            too large
     """
     if not os.path.isfile(path):
         raise InvalidFileError(f"probability file {path} does not exist.")
     ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".npz"):
+        raise InvalidFileError(f"{path}: unsupported probability file type {ext!r}; use .npy or .npz.")
     try:
         if ext == ".npz":
             with zipfile.ZipFile(path) as zf:
@@ -131,18 +161,15 @@ def read_prob_array(path: str, *, key: Optional[str] = None, max_bytes: int = DE
                 with zf.open(key + ".npy") as fp:
                     shape, fortran, dtype = _read_header(fp)
                     _check_header(shape, dtype, path, max_bytes)
-            with np.load(path, allow_pickle=False) as z:
-                return z[key]
-        if ext == ".npy":
-            with open(path, "rb") as fp:
-                shape, fortran, dtype = _read_header(fp)
-                _check_header(shape, dtype, path, max_bytes)
-            return np.load(path, allow_pickle=False)
+                    return _read_data(fp, shape, fortran, dtype, path)
+        with open(path, "rb") as fp:
+            shape, fortran, dtype = _read_header(fp)
+            _check_header(shape, dtype, path, max_bytes)
+            return _read_data(fp, shape, fortran, dtype, path)
     except (InvalidInputError, InvalidFileError):
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, SyntaxError) as e:
         raise InvalidFileError(f"cannot read probabilities from {path}: {e}") from None
-    raise InvalidFileError(f"{path}: unsupported probability file type {ext!r}; use .npy or .npz.")
 
 
 def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:

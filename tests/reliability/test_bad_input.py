@@ -35,7 +35,7 @@ def _corrupt(ds, ids, probs, tmp_path):
     expected[ids[0]] = "does not exist"
     with open(s(1).probs_path, "r+b") as f:  # truncated .npy
         f.truncate(200)
-    expected[ids[1]] = "cannot read probabilities"
+    expected[ids[1]] = "truncated"
     np.save(s(2).probs_path, np.empty(3, dtype=object), allow_pickle=True)  # a pickle
     expected[ids[2]] = "pickled array"
     _huge_header_npy(s(3).probs_path)  # header bomb
