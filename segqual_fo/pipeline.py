@@ -339,6 +339,46 @@ def _old_files(sample_collection, fields) -> Dict[str, List[str]]:
     return out
 
 
+def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore_index):
+    """(LabelMapping, label_source) for the label field: ``label_source(i)``
+    returns sample i's stored mask (Segmentation) or the semantic mask its
+    instance Detections rasterise to."""
+    dataset = sample_collection._dataset
+    if doc_type is fo.Segmentation:
+        targets = dataset.mask_targets.get(label_field) or dataset.default_mask_targets or None
+        mapping = LabelMapping.from_targets(mask_targets=targets, classes=classes, ignore=ignore_index)
+        mask_paths = sample_collection.values(f"{label_field}.mask_path")
+        inline = _ChunkedValues(sample_collection, ids, label_field)
+
+        def label_source(i):
+            if mask_paths[i]:
+                return read_mask_file(mask_paths[i])
+            label = inline[i]
+            if label is None:
+                raise FiftyOneInputError(f"field {label_field!r} is empty.")
+            return segmentation_mask(label)
+
+        return mapping, label_source
+
+    names = _detection_classes(dataset, label_field, classes)
+    void = 255 if len(names) < 255 else 65535
+    ignore = [] if ignore_index is None else ([ignore_index] if np.ndim(ignore_index) == 0 else list(ignore_index))
+    mapping = LabelMapping.from_targets(mask_targets=dict(enumerate(names)), classes=names, ignore=ignore + [void])
+    if None in sample_collection.values("metadata.width"):
+        sample_collection.compute_metadata(progress=False)
+    sizes = list(zip(*sample_collection.values(["metadata.width", "metadata.height"])))
+    dets = _ChunkedValues(sample_collection, ids, label_field)
+    class_index = {name: k for k, name in enumerate(names)}
+
+    def label_source(i):
+        w, h = sizes[i]
+        if not w or not h:
+            raise FiftyOneInputError("the image size is unknown (metadata could not be computed).")
+        return detections_to_mask(dets[i], (w, h), class_index, void=void, where=f"sample {ids[i]}")
+
+    return mapping, label_source
+
+
 def _regions_to_detections(regions, classes) -> "fo.Detections":
     return fo.Detections(
         detections=[
@@ -471,42 +511,9 @@ def compute_label_quality(
     n = len(ids)
     probs_paths = _probs_paths(sample_collection, ids, filepaths, probs_field, probs_dir)
 
-    # how labels are read, and the class list
-    if doc_type is fo.Segmentation:
-        targets = dataset.mask_targets.get(label_field) or dataset.default_mask_targets or None
-        mapping = LabelMapping.from_targets(mask_targets=targets, classes=classes, ignore=ignore_index)
-        mask_paths = sample_collection.values(f"{label_field}.mask_path")
-        inline = _ChunkedValues(sample_collection, ids, label_field)
-
-        def label_source(i):
-            if mask_paths[i]:
-                return read_mask_file(mask_paths[i])
-            label = inline[i]
-            if label is None:
-                raise FiftyOneInputError(f"field {label_field!r} is empty.")
-            return segmentation_mask(label)
-
-    else:
-        names = _detection_classes(dataset, label_field, classes)
-        void = 255 if len(names) < 255 else 65535
-        ignore = [] if ignore_index is None else (
-            [ignore_index] if np.ndim(ignore_index) == 0 else list(ignore_index)
-        )
-        mapping = LabelMapping.from_targets(
-            mask_targets=dict(enumerate(names)), classes=names, ignore=ignore + [void]
-        )
-        if None in sample_collection.values("metadata.width"):
-            sample_collection.compute_metadata(progress=False)
-        sizes = list(zip(*sample_collection.values(["metadata.width", "metadata.height"])))
-        dets = _ChunkedValues(sample_collection, ids, label_field)
-        class_index = {name: k for k, name in enumerate(names)}
-
-        def label_source(i):
-            w, h = sizes[i]
-            if not w or not h:
-                raise FiftyOneInputError("the image size is unknown (metadata could not be computed).")
-            return detections_to_mask(dets[i], (w, h), class_index, void=void, where=f"sample {ids[i]}")
-
+    if n == 0:
+        raise FiftyOneInputError("the collection has no samples to score.")
+    mapping, label_source = _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore_index)
     probs_opts = dict(key=probs_key, layout=layout, logits=logits, resize=resize)
     num_classes = _peek_num_classes(probs_paths, probs_key, layout)
     mapping = mapping.resolve(num_classes)

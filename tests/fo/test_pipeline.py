@@ -214,6 +214,8 @@ def test_bad_arguments(make_dataset, tmp_path, rng):
         compute_label_quality(ds, "ground_truth", probs_field="probs_path", score_field="../x")
     with pytest.raises(InvalidInputError, match="method"):
         compute_label_quality(ds, "ground_truth", probs_field="probs_path", method="best")
+    with pytest.raises(FiftyOneInputError, match="no samples"):
+        compute_label_quality(ds.limit(0), "ground_truth", probs_field="probs_path")
 
 
 def test_app_colors_are_set_once_and_never_override(make_dataset, tmp_path, rng):
