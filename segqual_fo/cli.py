@@ -454,7 +454,10 @@ def cmd_app(args) -> int:
     plugin = enable_plugin()
     if plugin is None:
         _err("note: the label-quality plugin was not found next to the package; the App opens without it")
-    ds = _load_dataset(args.dataset)
+    name = args.dataset
+    if name == "demo" and name not in _fo().list_datasets():
+        name = DEMO_NAME  # `segqual app demo` opens what `segqual demo` built
+    ds = _load_dataset(name)
     return _launch_app(ds, args.score_field, args.port, wait=not args.no_wait)
 
 
@@ -540,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
 
     a = sub.add_parser("app", help="open the FiftyOne App, worst images first, with the plugin", formatter_class=fmt,
-                       epilog="example:\n  segqual app segqual-demo")
+                       epilog="examples:\n  segqual app demo          (the dataset `segqual demo` built)\n  segqual app my-ds --score-field label_quality_cl")
     a.add_argument("dataset")
     a.add_argument("--score-field", default="label_quality")
     a.add_argument("--port", type=int, default=None)
