@@ -36,7 +36,7 @@ import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -52,7 +52,7 @@ from segqual_fo.adapters.fiftyone_labels import (
 )
 from segqual_fo.adapters.masks import LabelMapping
 from segqual_fo.adapters.probs import check_layout, load_probs, peek_shape
-from segqual_fo.core import METHODS, DirectoryCache, iter_label_quality
+from segqual_fo.core import DirectoryCache, iter_label_quality
 from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
@@ -235,7 +235,6 @@ class _SampleImages:
         self.mapping = mapping
         self.probs_opts = probs_opts
         self._shapes: Dict[int, tuple] = {}
-        self.decoded: Dict[int, np.ndarray] = {}
 
     def where(self, i: int) -> str:
         return f"sample {self.ids[i]} ({self.filepaths[i]})"
@@ -324,14 +323,14 @@ def _check_overwrite(sample_collection, fields: Dict[str, str], overwrite: bool,
         )
 
 
-def _old_files(sample_collection, fields) -> Dict[str, List[str]]:
-    """Paths of heatmap/issue PNGs currently referenced by the view's samples."""
+def _old_files(sample_collection, fields, ids) -> Dict[str, List[str]]:
+    """Paths of heatmap/issue PNGs currently referenced by the view's samples
+    (``ids`` are the view's sample ids, in its order)."""
     out: Dict[str, List[str]] = {}
     dataset = sample_collection._dataset
     for kind, sub in (("heatmap", "map_path"), ("issues", "mask_path")):
         name = fields[kind]
         if dataset.has_field(name):
-            ids = sample_collection.values("id")
             paths = sample_collection.values(f"{name}.{sub}")
             for sid, p in zip(ids, paths):
                 if p:
@@ -539,8 +538,8 @@ def compute_label_quality(
         ignore=dict(values=list(mapping.ignore_values), classes=[classes_out[c] for c in mapping.ignore_classes]),
         output_dir=output_dir,
     )
-    old_files = _old_files(sample_collection, fields)
-    token, done = _resume_state(dataset, sample_collection, score_field, fields, resume)
+    old_files = _old_files(sample_collection, fields, ids)
+    token, done = _resume_state(dataset, score_field, old_files, resume)
     _record_run(sample_collection, score_field, token=token, status="running", **run_config)
 
     failures: List[Failure] = []
@@ -722,21 +721,19 @@ def _set_issue_targets(dataset, fields, classes) -> None:
         dataset.save()
 
 
-def _resume_state(dataset, sample_collection, score_field, fields, resume):
+def _resume_state(dataset, score_field, old_files, resume):
     """(run token, {sample id: True} for samples already committed).
 
     A new run gets a new token. ``resume=True`` continues the run recorded
-    under ``score_field``: samples whose heatmap carries its token are done
-    (skipped, or for the issue-count method only counted), the others are
-    scored. Failed samples are retried.
+    under ``score_field``: samples whose output files (``old_files``) carry
+    its token are done (skipped, or for the issue-count method only
+    counted), the others are scored. Failed samples are retried.
     """
     if resume and score_field in dataset.list_runs():
-        cfg = dataset.get_run_info(score_field).config
-        token = getattr(cfg, "token", None)
-        if token and dataset.has_field(fields["heatmap"]):
-            ids = sample_collection.values("id")
-            paths = sample_collection.values(f"{fields['heatmap']}.map_path")
-            return token, {sid: True for sid, p in zip(ids, paths) if token_of(p) == token}
+        token = getattr(dataset.get_run_info(score_field).config, "token", None)
+        if token:
+            done = {sid: True for sid, paths in old_files.items() if any(token_of(p) == token for p in paths)}
+            return token, done
     return uuid.uuid4().hex[:8], {}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-import numpy as np
 
 from segqual_fo.core._inputs import (
     ImageSource,

@@ -22,7 +22,6 @@ from segqual_fo.core._inputs import (
     resolve_n_jobs,
 )
 from segqual_fo.core._progress import Progress
-from segqual_fo.core.issues import IssueFinder
 from segqual_fo.core.pixel import compute_dtype, pixel_evidence
 from segqual_fo.core.pooling import softmin_1d, softmin_rows
 from segqual_fo.errors import InvalidInputError

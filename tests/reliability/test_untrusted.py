@@ -5,7 +5,6 @@ import hashlib
 import os
 import re
 
-import numpy as np
 
 import fiftyone as fo
 
