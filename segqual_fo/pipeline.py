@@ -338,10 +338,38 @@ def _old_files(sample_collection, fields, ids) -> Dict[str, List[str]]:
     return out
 
 
+@dataclass
+class _LabelDecoder:
+    """Turns a label reference (see :func:`_label_reader`) into the stored
+    mask. Small and picklable: Dask workers decode without the database."""
+
+    label_field: str
+    detections: bool = False
+    class_index: Optional[Dict[str, int]] = None
+    void: int = 255
+
+    def __call__(self, ref, sample_id: str) -> np.ndarray:
+        kind = ref[0]
+        if kind == "file":
+            return read_mask_file(ref[1])
+        if kind == "array":
+            return np.asarray(ref[1])
+        if kind == "detections":
+            _, dets, w, h = ref
+            if not w or not h:
+                raise FiftyOneInputError("the image size is unknown (metadata could not be computed).")
+            return detections_to_mask(dets, (w, h), self.class_index, void=self.void, where=f"sample {sample_id}")
+        raise FiftyOneInputError(ref[1])
+
+
 def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore_index):
-    """(LabelMapping, label_source) for the label field: ``label_source(i)``
-    returns sample i's stored mask (Segmentation) or the semantic mask its
-    instance Detections rasterise to."""
+    """(LabelMapping, decoder, ref_of) for the label field.
+
+    ``ref_of(i)`` is a small picklable reference to sample i's label (a mask
+    path, an inline mask, or its Detections and image size), read from the
+    database in chunks; ``decoder(ref, sample_id)`` returns the stored mask
+    (Segmentation) or the semantic mask the instance Detections rasterise to.
+    """
     dataset = sample_collection._dataset
     if doc_type is fo.Segmentation:
         targets = dataset.mask_targets.get(label_field) or dataset.default_mask_targets or None
@@ -349,15 +377,17 @@ def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore
         mask_paths = sample_collection.values(f"{label_field}.mask_path")
         inline = _ChunkedValues(sample_collection, ids, label_field)
 
-        def label_source(i):
+        def ref_of(i):
             if mask_paths[i]:
-                return read_mask_file(mask_paths[i])
+                return ("file", mask_paths[i])
             label = inline[i]
             if label is None:
-                raise FiftyOneInputError(f"field {label_field!r} is empty.")
-            return segmentation_mask(label)
+                return ("error", f"field {label_field!r} is empty.")
+            if label.mask is None:
+                return ("error", "the Segmentation has neither a mask nor a mask_path.")
+            return ("array", segmentation_mask(label))
 
-        return mapping, label_source
+        return mapping, _LabelDecoder(label_field), ref_of
 
     names = _detection_classes(dataset, label_field, classes)
     void = 255 if len(names) < 255 else 65535
@@ -367,15 +397,15 @@ def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore
         sample_collection.compute_metadata(progress=False)
     sizes = list(zip(*sample_collection.values(["metadata.width", "metadata.height"])))
     dets = _ChunkedValues(sample_collection, ids, label_field)
-    class_index = {name: k for k, name in enumerate(names)}
+    decoder = _LabelDecoder(
+        label_field, detections=True, class_index={name: k for k, name in enumerate(names)}, void=void
+    )
 
-    def label_source(i):
+    def ref_of(i):
         w, h = sizes[i]
-        if not w or not h:
-            raise FiftyOneInputError("the image size is unknown (metadata could not be computed).")
-        return detections_to_mask(dets[i], (w, h), class_index, void=void, where=f"sample {ids[i]}")
+        return ("detections", dets[i], w, h)
 
-    return mapping, label_source
+    return mapping, decoder, ref_of
 
 
 def _regions_to_detections(regions, classes) -> "fo.Detections":
@@ -392,6 +422,109 @@ def _regions_to_detections(regions, classes) -> "fo.Detections":
             for r in regions
         ]
     )
+
+
+@dataclass
+class _OutputSpec:
+    """Where and how a run writes its per-image files (picklable)."""
+
+    output_dir: str
+    score_field: str
+    token: str
+    num_classes: int
+    min_region_area: int
+
+
+@dataclass
+class _Scored:
+    """One scored image, ready to commit: plain data, made wherever the
+    image was scored (a writer thread here, or a Dask worker).
+
+    ``heatmap``/``issues`` are None when the image's files were not written
+    (a resumed run's already-committed samples, which still count towards
+    the confusion); ``pairs``/``pair_counts`` are its issue pixels'
+    ``given * K + predicted`` codes and their counts.
+    """
+
+    sample_id: str
+    score: Optional[float]
+    num_issues: int
+    heatmap: Optional[str]
+    issues: Optional[str]
+    regions: list
+    pairs: np.ndarray
+    pair_counts: np.ndarray
+
+
+@dataclass
+class _Failed:
+    """One image that could not be scored; ``error`` names it."""
+
+    sample_id: str
+    filepath: str
+    error: BaseException
+
+
+def _image_outputs(result, sample_id: str, spec: _OutputSpec, write: bool = True) -> _Scored:
+    """Writes one image's heatmap and issue-mask PNGs (atomically, named by
+    sample id and run token) and finds its issue regions."""
+    k = spec.num_classes
+    pairs = counts = np.empty(0, dtype=np.int64)
+    if result.num_issues:
+        codes = result.labels[result.issues].astype(np.int64) * k + result.pred[result.issues]
+        pairs, counts = np.unique(codes, return_counts=True)
+    score = None if np.isnan(result.score) else float(result.score)
+    heat = iss = None
+    regions: list = []
+    if write:
+        heat = output_path(spec.output_dir, spec.score_field, sample_id, "heatmap", spec.token)
+        write_png_atomic(heat, heatmap_image(result.pixel_scores))
+        iss = output_path(spec.output_dir, spec.score_field, sample_id, "issues", spec.token)
+        write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k))
+        regions = find_regions(
+            result.issues, result.labels, result.pred, result.pixel_scores, min_area=spec.min_region_area
+        )
+    return _Scored(sample_id, score, result.num_issues, heat, iss, regions, pairs, counts)
+
+
+class _Collector:
+    """Client side of a run: turns per-image records into committed fields
+    and run totals (confusion, failures, undefined scores)."""
+
+    def __init__(self, committer, fields, old_files, classes, skip_failures):
+        self.committer = committer
+        self.fields = fields
+        self.old_files = old_files
+        self.classes = classes
+        self.skip_failures = skip_failures
+        k = len(classes)
+        self.confusion = np.zeros(k * k, dtype=np.int64)
+        self.failures: List[Failure] = []
+        self.num_undefined = 0
+
+    def take(self, rec) -> None:
+        if isinstance(rec, _Failed):
+            if not self.skip_failures:
+                raise rec.error
+            self.failures.append(Failure(rec.sample_id, rec.filepath, str(rec.error)))
+            self._commit(rec.sample_id, {name: None for name in self.fields.values()})
+            return
+        np.add.at(self.confusion, rec.pairs, rec.pair_counts)
+        self.num_undefined += rec.score is None
+        if rec.heatmap is None:  # resumed run: committed before
+            return
+        fields = self.fields
+        values = {
+            fields["score"]: rec.score,
+            fields["num_issues"]: rec.num_issues,
+            fields["heatmap"]: fo.Heatmap(map_path=rec.heatmap, range=[0, 255]),
+            fields["issues"]: fo.Segmentation(mask_path=rec.issues),
+            fields["regions"]: _regions_to_detections(rec.regions, self.classes),
+        }
+        self._commit(rec.sample_id, values, new=(rec.heatmap, rec.issues))
+
+    def _commit(self, sid, values, new=()):
+        self.committer.add(sid, values, old_files=self.old_files.get(sid, ()), new_files=new)
 
 
 # --------------------------------------------------------------------------
@@ -423,6 +556,8 @@ def compute_label_quality(
     commit_every: int = 64,
     progress: Any = None,
     n_jobs: Optional[int] = None,
+    executor: Any = None,
+    shard_size: Optional[int] = None,
 ) -> LabelQualityResults:
     """Scores the label quality of a dataset or view and writes it back.
 
@@ -469,7 +604,17 @@ def compute_label_quality(
             fields are written in one atomic update
         progress (None): FiftyOne progress convention: None (default
             config), True/False, or a callable receiving the progress bar
-        n_jobs (None): worker threads for reading and scoring
+        n_jobs (None): worker threads for reading and scoring (in this
+            process; ignored with ``executor``)
+        executor (None): score on a Dask cluster instead of in this
+            process: a ``dask.distributed.Client`` or a scheduler address
+            (see :mod:`segqual_fo.distributed`). Workers read masks and
+            probabilities and write the PNGs (``output_dir`` and the
+            probability files must be on storage they all see); this
+            process reads and writes the database. Results are identical to
+            a run without ``executor``.
+        shard_size (None): samples per Dask task (default: about four
+            tasks per worker thread, at most 64 samples)
 
     Returns:
         a :class:`LabelQualityResults`
@@ -502,6 +647,11 @@ def compute_label_quality(
     fields = output_fields(score_field)
     if label_field in fields.values():
         raise InvalidInputError(f"label_field {label_field!r} is one of the output fields {list(fields.values())}.")
+    if executor is not None:
+        from segqual_fo.distributed import check_executor
+
+        check_executor(executor)
+    check_positive_int(shard_size, "shard_size")
     doc_type = _label_field_type(sample_collection, label_field)
     _check_overwrite(sample_collection, fields, overwrite, score_field)
     output_dir = os.path.abspath(output_dir or _default_output_dir(dataset))
@@ -512,18 +662,10 @@ def compute_label_quality(
 
     if n == 0:
         raise FiftyOneInputError("the collection has no samples to score.")
-    mapping, label_source = _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore_index)
+    mapping, decoder, ref_of = _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore_index)
     probs_opts = dict(key=probs_key, layout=layout, logits=logits, resize=resize)
     num_classes = _peek_num_classes(probs_paths, probs_key, layout)
     mapping = mapping.resolve(num_classes)
-    images = _SampleImages(
-        ids=ids,
-        filepaths=filepaths,
-        label_source=label_source,
-        probs_paths=probs_paths,
-        mapping=mapping,
-        probs_opts=probs_opts,
-    )
     classes_out = list(mapping.classes)
     k = len(classes_out)
     run_config = dict(
@@ -542,105 +684,38 @@ def compute_label_quality(
     token, done = _resume_state(dataset, score_field, old_files, resume)
     _record_run(sample_collection, score_field, token=token, status="running", **run_config)
 
-    failures: List[Failure] = []
-    confusion = np.zeros(k * k, dtype=np.int64)
-    num_undefined = 0
     # the values are built here with the right types: no need to validate
     committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
+    collector = _Collector(committer, fields, old_files, classes_out, skip_failures)
     files_dir = os.path.join(output_dir, score_field)
-
-    def outputs(sid, result):
-        """PNGs and regions of one image (runs in the writer threads)."""
-        heat = output_path(output_dir, score_field, sid, "heatmap", token)
-        write_png_atomic(heat, heatmap_image(result.pixel_scores))
-        iss = output_path(output_dir, score_field, sid, "issues", token)
-        write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k))
-        regions = find_regions(result.issues, result.labels, result.pred, result.pixel_scores, min_area=min_region_area)
-        values = {
-            fields["heatmap"]: fo.Heatmap(map_path=heat, range=[0, 255]),
-            fields["issues"]: fo.Segmentation(mask_path=iss),
-            fields["regions"]: _regions_to_detections(regions, classes_out),
-        }
-        return values, (heat, iss)
-
-    def commit(sid, values, new=()):
-        committer.add(sid, values, old_files=old_files.get(sid, ()), new_files=new)
-
+    spec = _OutputSpec(output_dir, score_field, token, k, min_region_area)
+    job = _Job(
+        method=method,
+        temperature=temperature,
+        downsample=downsample,
+        issue_threshold=issue_threshold,
+        ignore=mapping.core_ignore,
+        num_classes=k,
+        mapping=mapping,
+        probs_opts=probs_opts,
+        decoder=decoder,
+        output=spec,
+        cache_dir=os.path.join(files_dir, f".cache-{token}"),
+    )
     todo = [i for i in range(n) if ids[i] not in done]
-    if method == "softmin":
-        # samples are independent: stream only the missing ones
-        images = images.subset(todo)
-        n_stream = len(todo)
-    else:
-        # thresholds and the cut-off need every image: stream all, write missing
-        n_stream = n
-    cache = None
     if method == "num_pixel_issues":
-        # next to the outputs (not in /tmp): a killed run's cache is found and
-        # removed by the next run of this score field
+        # next to the outputs (not in /tmp, and on shared storage for Dask):
+        # a killed run's cache is found and removed by the next run
         _remove_stale_caches(files_dir, keep=token)
-        cache = DirectoryCache(os.path.join(files_dir, f".cache-{token}"), remove=True)
-    total_steps = 2 * n_stream if method == "num_pixel_issues" else n_stream
-    pending = []
+    refs = _RunInputs(ids, filepaths, probs_paths, ref_of, done)
+    if executor is None:
+        _run_here(job, refs, todo, collector, progress, n_jobs)
+    else:
+        from segqual_fo.distributed import run_on_dask
 
-    def drain(keep):
-        while len(pending) > keep:
-            sid, values, fut = pending.pop(0)
-            more, new = fut.result()
-            values.update(more)
-            commit(sid, values, new=new)
-
-    if n_stream == 0:  # resumed run with nothing left to score
-        total_steps = 0
-    with fou.ProgressBar(total=total_steps, progress=progress, iters_str="images") as pb, ThreadPoolExecutor(
-        max_workers=2, thread_name_prefix="segqual-write"
-    ) as writer:
-        stream = iter(()) if n_stream == 0 else iter_label_quality(
-            images.labels_seq(),
-            images.probs_seq(),
-            method=method,
-            temperature=temperature,
-            downsample=downsample,
-            ignore_index=mapping.core_ignore,
-            with_issues=True,
-            issue_threshold=issue_threshold,
-            n_jobs=n_jobs,
-            cache=cache,
-            skip_failures=True,
-            on_scan=lambda done_, total: pb.update(),
-            num_classes=k,
-        )
-        try:
-            for result in stream:
-                sid = images.ids[result.index]
-                if result.failed:
-                    error = _as_sample_error(result.error, images.where(result.index))
-                    if not skip_failures:
-                        raise error
-                    failures.append(Failure(sid, images.filepaths[result.index], str(error)))
-                    commit(sid, {name: None for name in fields.values()})
-                    pb.update()
-                    continue
-                if result.issues is not None and result.num_issues:
-                    given = result.labels[result.issues].astype(np.intp)
-                    pred = result.pred[result.issues].astype(np.intp)
-                    confusion += np.bincount(given * k + pred, minlength=k * k)
-                score = None if np.isnan(result.score) else float(result.score)
-                num_undefined += score is None
-                if sid in done:  # resumed issue-count run: already committed
-                    pb.update()
-                    continue
-                values = {fields["score"]: score, fields["num_issues"]: result.num_issues}
-                pending.append((sid, values, writer.submit(outputs, sid, result)))
-                drain(keep=8)
-                pb.update()
-            drain(keep=0)
-            committer.flush()
-        finally:
-            if hasattr(stream, "close"):
-                stream.close()
-            for _, _, fut in pending:
-                fut.cancel()
+        run_on_dask(executor, job, refs, todo, collector, progress=progress, shard_size=shard_size)
+    committer.flush()
+    failures, confusion, num_undefined = collector.failures, collector.confusion, collector.num_undefined
 
     dataset.reload()
     _set_issue_targets(dataset, fields, classes_out)
@@ -670,6 +745,121 @@ def compute_label_quality(
         confusion=confusion.reshape(k, k),
         output_dir=output_dir,
     )
+
+
+@dataclass
+class _Job:
+    """Everything scoring an image needs besides the image (picklable, so
+    Dask workers receive it with each task)."""
+
+    method: str
+    temperature: float
+    downsample: int
+    issue_threshold: float
+    ignore: Any
+    num_classes: int
+    mapping: Any
+    probs_opts: Dict[str, Any]
+    decoder: _LabelDecoder
+    output: _OutputSpec
+    cache_dir: str
+
+    def images(self, ids, filepaths, label_refs, probs_paths) -> "_SampleImages":
+        """Lazy images of some samples; ``label_refs`` are their label
+        references (see :func:`_label_reader`) or a callable ``ref(i)``."""
+        ref = label_refs if callable(label_refs) else label_refs.__getitem__
+        decoder = self.decoder
+        return _SampleImages(
+            ids=ids,
+            filepaths=filepaths,
+            label_source=lambda i: decoder(ref(i), ids[i]),
+            probs_paths=probs_paths,
+            mapping=self.mapping,
+            probs_opts=self.probs_opts,
+        )
+
+    def stream(self, images: "_SampleImages", *, n_jobs, cache=None, on_scan=None):
+        """:func:`~segqual_fo.core.iter_label_quality` over ``images``, with
+        issues and per-image failures."""
+        return iter_label_quality(
+            images.labels_seq(),
+            images.probs_seq(),
+            method=self.method,
+            temperature=self.temperature,
+            downsample=self.downsample,
+            ignore_index=self.ignore,
+            with_issues=True,
+            issue_threshold=self.issue_threshold,
+            n_jobs=n_jobs,
+            cache=cache,
+            skip_failures=True,
+            on_scan=on_scan,
+            num_classes=self.num_classes,
+        )
+
+    def failed(self, images: "_SampleImages", i: int, error: BaseException) -> _Failed:
+        return _Failed(images.ids[i], images.filepaths[i], _as_sample_error(error, images.where(i)))
+
+
+@dataclass
+class _RunInputs:
+    """The collection's samples as the client resolved them (view order)."""
+
+    ids: List[str]
+    filepaths: List[str]
+    probs_paths: List[Optional[str]]
+    ref_of: Any
+    done: Dict[str, bool]
+
+
+def _run_here(job: _Job, inputs: _RunInputs, todo, collector: _Collector, progress, n_jobs) -> None:
+    """Scores in this process: images stream through the core (``n_jobs``
+    threads), two writer threads write the PNGs, the collector commits."""
+    images = job.images(inputs.ids, inputs.filepaths, inputs.ref_of, inputs.probs_paths)
+    cache = None
+    if job.method == "softmin":
+        # samples are independent: stream only the missing ones
+        images = images.subset(todo)
+        n_stream = len(todo)
+        total_steps = n_stream
+    else:
+        # thresholds and the cut-off need every image: stream all, write missing
+        n_stream = len(inputs.ids)
+        total_steps = 2 * n_stream
+        cache = DirectoryCache(job.cache_dir, remove=True)
+    if n_stream == 0:  # resumed run with nothing left to score
+        total_steps = 0
+    pending: list = []
+
+    def drain(keep):
+        while len(pending) > keep:
+            collector.take(pending.pop(0).result())
+
+    with fou.ProgressBar(total=total_steps, progress=progress, iters_str="images") as pb, ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="segqual-write"
+    ) as writer:
+        stream = iter(()) if n_stream == 0 else job.stream(
+            images, n_jobs=n_jobs, cache=cache, on_scan=lambda done_, total: pb.update()
+        )
+        try:
+            for result in stream:
+                if result.failed:
+                    drain(keep=0)
+                    collector.take(job.failed(images, result.index, result.error))
+                else:
+                    sid = images.ids[result.index]
+                    write = sid not in inputs.done
+                    pending.append(writer.submit(_image_outputs, result, sid, job.output, write))
+                    drain(keep=8)
+                pb.update()
+            drain(keep=0)
+        finally:
+            if hasattr(stream, "close"):
+                stream.close()
+            for fut in pending:
+                fut.cancel()
+            if cache is not None:
+                cache.close()
 
 
 def _as_sample_error(error: BaseException, where: str) -> BaseException:

@@ -11,7 +11,8 @@ every image, so an image's issues are known only after all images are seen.
 1. Pass over the images (:meth:`IssueFinder.scan` / :meth:`IssueFinder.add`),
    one at a time. For each valid grid pixel with label ``y``, self-confidence
    ``s = p[y]``, argmax ``j`` (first maximum on ties) and ``p[j]``:
-   accumulate per-class sums of ``s`` and pixel counts (float64), a
+   accumulate per-class sums of ``s`` (exactly, see :class:`ScanStats`) and
+   pixel counts, a
    histogram of ``s`` over 16256 monotone bins (the top 16 bits of its
    float32 representation), and keep a compact cache: ``s`` for every pixel,
    plus ``(position, j, p[j])`` for the pixels where ``j != y`` (the only
@@ -34,6 +35,14 @@ every image, so an image's issues are known only after all images are seen.
 
 The probabilities are read once; later passes read only the cache.
 
+Sharding: every dataset-wide quantity is an exact, order-free reduction
+(integer counts, a histogram, exactly summed class sums, merged unique
+values), so images may be scanned in any order, by any number of processes
+or machines, each with its own :class:`ScanStats` merged afterwards, and the
+cache passes of :meth:`IssueFinder.finish` may be split into shards
+(``map_shards``): the selection is bit-identical whatever the split.
+:class:`IssueMasker` is the small, picklable part pass 3 needs.
+
 Ties: pixels with equal ``s`` are ordered by image index, then row-major
 position on the grid, so when the cut-off falls inside a group of equal
 scores the earliest pixels are taken. Results therefore never depend on batch
@@ -47,7 +56,7 @@ import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -65,6 +74,9 @@ _HIST_SHIFT = 16
 _NUM_BINS = int(np.array(1.02, dtype=np.float32).view(np.uint32) >> _HIST_SHIFT) + 1
 # Merge collected in-bin values into (unique, count) pairs past this many.
 _COMPACT_EVERY = 1 << 22
+# 2**-1074 is the smallest positive float64: every float64 is an integer
+# multiple of it.
+_EXACT_SHIFT = 1074
 
 
 def _values_in_bin(s: np.ndarray, b: int) -> np.ndarray:
@@ -265,6 +277,71 @@ def block_labels(
     return out, counts > 0
 
 
+def _exact_units(values: np.ndarray) -> list:
+    """Each float64 as an exact integer multiple of 2**-1074 (Python ints)."""
+    out = []
+    for v in values.tolist():
+        num, den = float(v).as_integer_ratio()  # den is a power of two
+        out.append(num << (_EXACT_SHIFT - (den.bit_length() - 1)))
+    return out
+
+
+class ScanStats:
+    """Dataset statistics of pass 1, mergeable in any order.
+
+    Class sums are kept exactly (as integer multiples of 2**-1074, the
+    smallest float64), so their total, and therefore every threshold, is the
+    correctly rounded sum whatever the order or grouping of the images: a
+    sharded run equals a single-process one bit for bit.
+
+    Attributes:
+        num_classes: K
+        indices: the image indices added
+        class_counts: (K,) int64 valid grid pixels per given class
+        histogram: (B,) int64 counts of self-confidence per bin
+    """
+
+    def __init__(self, num_classes: int):
+        self.num_classes = int(num_classes)
+        self.indices: set = set()
+        self._sums = [0] * self.num_classes
+        self.class_counts = np.zeros(self.num_classes, dtype=np.int64)
+        self.histogram = np.zeros(_NUM_BINS, dtype=np.int64)
+
+    def add(self, index: int, class_sums: np.ndarray, class_counts: np.ndarray, histogram: np.ndarray) -> None:
+        """Adds one image's contribution."""
+        if index in self.indices:
+            raise InvalidInputError(f"image index {index} was added twice.")
+        if histogram.size > _NUM_BINS:
+            raise InvalidInputError("self-confidence above 1 reached the histogram.")
+        self.indices.add(int(index))
+        for k, u in enumerate(_exact_units(class_sums)):
+            if u:
+                self._sums[k] += u
+        self.class_counts += class_counts
+        self.histogram += histogram
+
+    def merge(self, other: "ScanStats") -> None:
+        """Adds another shard's statistics (disjoint images)."""
+        if other.num_classes != self.num_classes:
+            raise InvalidInputError(
+                f"cannot merge statistics of {other.num_classes} classes into {self.num_classes}."
+            )
+        twice = self.indices & other.indices
+        if twice:
+            raise InvalidInputError(f"image index {min(twice)} was added twice.")
+        self.indices |= other.indices
+        self._sums = [a + b for a, b in zip(self._sums, other._sums)]
+        self.class_counts += other.class_counts
+        self.histogram += other.histogram
+
+    @property
+    def class_sums(self) -> np.ndarray:
+        """(K,) float64 correctly rounded sums of self-confidence per class."""
+        scale = 1 << _EXACT_SHIFT
+        return np.array([u / scale for u in self._sums], dtype=np.float64)
+
+
 class IssueFinder:
     """Streaming, exact confident-learning issue finder (see the module docs).
 
@@ -304,10 +381,9 @@ class IssueFinder:
         self.pred_dtype = class_dtype(self.num_classes)
         self.sentinel = np.iinfo(self.pred_dtype).max
         self.cache = cache if cache is not None else MemoryCache()
-        # per-image class sums, combined in index order so that thresholds do
-        # not depend on the order (or thread) in which images were added
-        self._class_stats: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
-        self._histogram = np.zeros(_NUM_BINS, dtype=np.int64)
+        # exact, order-free statistics: threads, shards and processes may add
+        # images in any order and still give the same thresholds
+        self.stats = ScanStats(self.num_classes)
         self._lock = threading.Lock()
         self.selection: Optional[IssueSelection] = None
 
@@ -394,16 +470,22 @@ class IssueFinder:
 
     def add(self, partial: ImagePartial) -> None:
         """Merges a scanned image into the dataset statistics and the cache."""
+        self._check_open()
+        with self._lock:
+            self.stats.add(partial.index, partial.class_sums, partial.class_counts, partial.histogram)
+        self.cache.put(partial.index, partial.entry)
+
+    def merge(self, stats: ScanStats) -> None:
+        """Merges statistics that another finder (another thread, process or
+        machine) computed for images whose entries it put in this finder's
+        cache (a :class:`DirectoryCache` on shared storage)."""
+        self._check_open()
+        with self._lock:
+            self.stats.merge(stats)
+
+    def _check_open(self) -> None:
         if self.selection is not None:
             raise SegQualError("IssueFinder.finish() was already called; create a new finder.")
-        with self._lock:
-            if partial.index in self._class_stats:
-                raise InvalidInputError(f"image index {partial.index} was added twice.")
-            self._class_stats[partial.index] = (partial.class_sums, partial.class_counts)
-            if partial.histogram.size > _NUM_BINS:
-                raise InvalidInputError("self-confidence above 1 reached the histogram.")
-            self._histogram += partial.histogram
-        self.cache.put(partial.index, partial.entry)
 
     def update(self, labels: np.ndarray, pred_probs: np.ndarray, index: int) -> PixelEvidence:
         """``scan`` + ``add``; returns the image's full-resolution evidence."""
@@ -415,75 +497,63 @@ class IssueFinder:
     @property
     def thresholds(self) -> np.ndarray:
         """(K,) per-class confident thresholds from the images added so far."""
-        sums = np.zeros(self.num_classes, dtype=np.float64)
-        counts = np.zeros(self.num_classes, dtype=np.int64)
-        for i in self._ordered():
-            s_i, c_i = self._class_stats[i]
-            sums += s_i
-            counts += c_i
-        t = sums / np.maximum(counts, 1)
+        t = self.stats.class_sums / np.maximum(self.stats.class_counts, 1)
         t = np.maximum(t, CONFIDENT_THRESHOLD_MIN)
         for v in self.ignore:
             if 0 <= v < self.num_classes:
                 t[v] = np.inf
         return t
 
-    def _ordered(self) -> Iterable[int]:
-        return sorted(self._class_stats)
+    def _ordered(self) -> List[int]:
+        return sorted(self.stats.indices)
 
-    def finish(self, progress=None) -> IssueSelection:
+    def finish(self, progress=None, map_shards=None) -> IssueSelection:
         """Fixes thresholds, the issue count T and the exact cut-off.
 
         Args:
             progress (None): optional callable ``progress(done, total)``
-                called after each cache entry read
+                called after each cache entry read (in-process only)
+            map_shards (None): runs the cache passes elsewhere: called as
+                ``map_shards(func, *args)``, it must return the list of
+                ``func(cache, indices, *args)`` over a partition of the
+                added indices into consecutive runs, in order (``cache`` is
+                a cache holding those entries, e.g. the same
+                :class:`DirectoryCache` opened on another machine). By
+                default the passes run here, over all indices.
 
         Returns:
             an :class:`IssueSelection` (also kept as ``self.selection``)
         """
-        if not self._class_stats:
+        if not self.stats.indices:
             raise SegQualError("no images were added to the IssueFinder.")
-        order = list(self._ordered())
+        order = self._ordered()
         t = self.thresholds
-        adj = t - THRESHOLD_TOLERANCE
         total_steps = 2 * len(order)
-        step = 0
+        step = [0]
 
-        num_issues = 0
-        for i in order:
-            e = self.cache.get(i, keys=("dis_pred", "dis_prob"))
-            if e.dis_pred.size:
-                num_issues += int(np.count_nonzero(e.dis_prob >= adj[e.dis_pred]))
-            step += 1
+        def tick():
+            step[0] += 1
             if progress:
-                progress(step, total_steps)
+                progress(step[0], total_steps)
 
+        if map_shards is None:
+
+            def map_shards(func, *args):
+                return [func(self.cache, order, *args, tick=tick)]
+
+        num_issues = sum(map_shards(count_confident, t - THRESHOLD_TOLERANCE))
         if num_issues == 0:
             self.selection = IssueSelection(thresholds=t, num_issues=0, cutoff=None)
             if progress:
                 progress(total_steps, total_steps)
             return self.selection
 
-        cum = np.cumsum(self._histogram)
+        cum = np.cumsum(self.stats.histogram)
         b = int(np.searchsorted(cum, num_issues))
         rank_in_bin = num_issues - (int(cum[b - 1]) if b > 0 else 0)
-        collected = []
-        pending = 0
         uniq = counts = None
-        for i in order:
-            e = self.cache.get(i, keys=("scores",))
-            vals = _values_in_bin(e.scores, b)
-            if vals.size:
-                collected.append(vals)
-                pending += vals.size
-                if pending > _COMPACT_EVERY:
-                    uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
-                    collected, pending = [], 0
-            step += 1
-            if progress:
-                progress(step, total_steps)
-        if collected:
-            uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
+        for u, c in map_shards(values_in_bin, b):
+            uniq, counts = _merge_counts(uniq, counts, u, c)
         cumc = np.cumsum(counts)
         j = int(np.searchsorted(cumc, rank_in_bin))
         cutoff = uniq[j]
@@ -491,16 +561,22 @@ class IssueFinder:
         quota: Dict[int, int] = {}
         if taken_ties < counts[j]:
             before = 0
-            for i in order:
-                n_i = int(np.count_nonzero(self.cache.get(i, keys=("scores",)).scores == cutoff))
-                quota[i] = int(min(max(taken_ties - before, 0), n_i))
-                before += n_i
+            for shard in map_shards(count_equal, cutoff.item()):
+                for i, n_i in shard:
+                    quota[i] = int(min(max(taken_ties - before, 0), n_i))
+                    before += n_i
         self.selection = IssueSelection(
             thresholds=t, num_issues=num_issues, cutoff=cutoff.item(), tie_quota=quota
         )
         return self.selection
 
     # -- pass 3 -----------------------------------------------------------
+    def masker(self) -> "IssueMasker":
+        """The picklable part of a finished finder that :meth:`issues` needs."""
+        if self.selection is None:
+            raise SegQualError("call IssueFinder.finish() before issues().")
+        return IssueMasker(self.selection, self.downsample, self.num_classes)
+
     def issues(self, index: int, entry: Optional[CacheEntry] = None) -> Tuple[npt.NDArray[np.bool_], np.ndarray]:
         """Issue mask of one image after :meth:`finish`.
 
@@ -512,10 +588,83 @@ class IssueFinder:
             class where it differs from a valid label (the sentinel
             ``self.sentinel`` elsewhere)
         """
+        masker = self.masker()
+        return masker.issues(index, entry if entry is not None else self.cache.get(index))
+
+    def close(self) -> None:
+        """Releases the cache (removes a temporary cache directory)."""
+        self.cache.close()
+
+
+# -- the cache passes of IssueFinder.finish, one shard of images at a time --
+# Each returns something whose reduction over shards is exact and order-free.
+
+
+def count_confident(cache, indices, adjusted_thresholds, tick=None) -> int:
+    """Disagreeing grid pixels with ``p[j] >= t_j - tolerance``."""
+    n = 0
+    for i in indices:
+        e = cache.get(i, keys=("dis_pred", "dis_prob"))
+        if e.dis_pred.size:
+            n += int(np.count_nonzero(e.dis_prob >= adjusted_thresholds[e.dis_pred]))
+        if tick:
+            tick()
+    return n
+
+
+def values_in_bin(cache, indices, b: int, tick=None) -> Tuple[np.ndarray, np.ndarray]:
+    """(unique scores, counts) of the scores in histogram bin ``b``."""
+    collected = []
+    pending = 0
+    uniq = counts = None
+    for i in indices:
+        vals = _values_in_bin(cache.get(i, keys=("scores",)).scores, b)
+        if vals.size:
+            collected.append(vals)
+            pending += vals.size
+            if pending > _COMPACT_EVERY:
+                uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
+                collected, pending = [], 0
+        if tick:
+            tick()
+    if collected:
+        uniq, counts = _merge_counts(uniq, counts, np.concatenate(collected))
+    if uniq is None:
+        return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
+    return uniq, counts
+
+
+def count_equal(cache, indices, cutoff: float, tick=None) -> List[Tuple[int, int]]:
+    """``(index, number of grid scores equal to cutoff)`` per image."""
+    out = []
+    for i in indices:
+        s = cache.get(i, keys=("scores",)).scores
+        out.append((int(i), int(np.count_nonzero(s == s.dtype.type(cutoff)))))
+    return out
+
+
+@dataclass
+class IssueMasker:
+    """Pass 3 of a finished :class:`IssueFinder`: issue masks from cache
+    entries. Small and picklable, so masks can be made where the entries
+    are (see :meth:`IssueFinder.masker`)."""
+
+    selection: IssueSelection
+    downsample: int
+    num_classes: int
+
+    @property
+    def pred_dtype(self) -> np.dtype:
+        return class_dtype(self.num_classes)
+
+    @property
+    def sentinel(self) -> int:
+        return int(np.iinfo(self.pred_dtype).max)
+
+    def issues(self, index: int, e: CacheEntry) -> Tuple[npt.NDArray[np.bool_], np.ndarray]:
+        """``(mask, pred)`` of image ``index`` from its cache entry ``e``
+        (see :meth:`IssueFinder.issues`)."""
         sel = self.selection
-        if sel is None:
-            raise SegQualError("call IssueFinder.finish() before issues().")
-        e = entry if entry is not None else self.cache.get(index)
         f = self.downsample
         full_index = e.dis_index if f == 1 else e.full_dis_index
         full_pred = e.dis_pred if f == 1 else e.full_dis_pred
@@ -538,13 +687,13 @@ class IssueFinder:
         mask.reshape(-1)[full_index] = low.reshape(-1)[full_index]
         return mask, pred
 
-    def close(self) -> None:
-        """Releases the cache (removes a temporary cache directory)."""
-        self.cache.close()
 
-
-def _merge_counts(uniq, counts, values):
-    u, c = np.unique(values, return_counts=True)
+def _merge_counts(uniq, counts, values, value_counts=None):
+    """Merges (unique, counts) with more values (or (unique, counts) pairs)."""
+    if value_counts is None:
+        u, c = np.unique(values, return_counts=True)
+    else:
+        u, c = values, value_counts
     if uniq is None:
         return u, c
     allv = np.concatenate([uniq, u])

@@ -195,39 +195,69 @@ def iter_label_quality(
                 on_scan(done, source.n)
         if len(errors) < source.n:
             finder.finish()
+            masker = finder.masker()
         for i in range(source.n):
             if i in errors:
                 yield errors[i]
                 continue
-            entry = finder.cache.get(i)
-            mask, pred = finder.issues(i, entry)
-            scores = entry.scores if f == 1 else None
-            labels_i = None
             try:
-                if scores is None:
-                    # with downsampling the cache holds block scores: recompute
-                    # the full-resolution self-confidence (one more read)
-                    ev = pixel_evidence(
-                        source.labels(i), source.probs(i), ignore=ignore, check_probs="none", index=i
-                    )
-                    scores, labels_i = ev.pixel_scores, ev.labels
-                elif with_issues:  # labels only: no probabilities re-read
-                    labels_i = prepare_labels(source.labels(i), source.num_classes, ignore, index=i)[0]
+                result = issue_image_result(
+                    i,
+                    finder.cache.get(i),
+                    masker,
+                    int(num_valid[i]),
+                    lambda: source.labels(i),
+                    lambda: source.probs(i),
+                    ignore=ignore,
+                    with_issues=with_issues,
+                    num_classes=source.num_classes,
+                )
             except Exception as e:
                 if not skip_failures:
                     raise
-                yield failed(i, e)
-                continue
-            n = int(num_valid[i])
-            yield ImageResult(
-                index=i,
-                score=1.0 - np.count_nonzero(mask) / n if n else float("nan"),
-                pixel_scores=scores,
-                num_valid=n,
-                issues=mask if with_issues else None,
-                pred=pred if with_issues else None,
-                sentinel=finder.sentinel if with_issues else None,
-                labels=labels_i,
-            )
+                result = failed(i, e)
+            yield result
     finally:
         finder.close()
+
+
+def issue_image_result(
+    index: int,
+    entry,
+    masker,
+    num_valid: int,
+    labels,
+    probs,
+    *,
+    ignore,
+    with_issues: bool,
+    num_classes: int,
+) -> ImageResult:
+    """Pass 3 of the issue-count method for one image: its issue mask (from
+    its cache entry and the finished finder's
+    :class:`~segqual_fo.core.issues.IssueMasker`) and score.
+
+    ``labels()`` and ``probs()`` load the image; the labels are read only
+    when issues are wanted, the probabilities only with downsampling (the
+    cache then holds block scores, so the full-resolution self-confidence
+    is recomputed).
+    """
+    mask, pred = masker.issues(index, entry)
+    scores = entry.scores if masker.downsample == 1 else None
+    labels_i = None
+    if scores is None:
+        ev = pixel_evidence(labels(), probs(), ignore=ignore, check_probs="none", index=index)
+        scores, labels_i = ev.pixel_scores, ev.labels
+    elif with_issues:
+        labels_i = prepare_labels(labels(), num_classes, ignore, index=index)[0]
+    n = int(num_valid)
+    return ImageResult(
+        index=index,
+        score=1.0 - np.count_nonzero(mask) / n if n else float("nan"),
+        pixel_scores=scores,
+        num_valid=n,
+        issues=mask if with_issues else None,
+        pred=pred if with_issues else None,
+        sentinel=masker.sentinel if with_issues else None,
+        labels=labels_i,
+    )
