@@ -332,14 +332,39 @@ def cmd_import_coco(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from segqual_fo.pipeline import compute_label_quality
-
     ds = _load_dataset(args.dataset)
     view = ds.match_tags(args.view_tag) if args.view_tag else ds
     if args.view_tag and not len(view):
         raise CommandError(f"no sample of {args.dataset!r} has the tag {args.view_tag!r}.")
     ignore = [_int_or_str(v) for v in args.ignore] if args.ignore else None
-    res = compute_label_quality(
+    with _executor(args) as executor:
+        res = _score(view, args, ignore, executor)
+    print(_summary(view, res))
+    return 1 if res.failures and args.fail_on_errors else 0
+
+
+def _executor(args):
+    """No executor, a local Dask cluster of --workers processes, or the
+    scheduler at --scheduler."""
+    import contextlib
+
+    if args.workers is None and args.scheduler is None:
+        return contextlib.nullcontext(None)
+    from segqual_fo import distributed
+
+    if args.scheduler is not None:
+        return contextlib.nullcontext(args.scheduler)
+    if args.workers < 1:
+        raise CommandError(f"--workers must be at least 1, got {args.workers}.")
+    if not args.quiet:
+        _err(f"starting a local Dask cluster of {args.workers} worker processes")
+    return distributed.local_cluster(args.workers)
+
+
+def _score(view, args, ignore, executor):
+    from segqual_fo.pipeline import compute_label_quality
+
+    return compute_label_quality(
         view,
         args.label_field,
         probs_field=args.probs_field,
@@ -358,9 +383,9 @@ def cmd_score(args) -> int:
         skip_failures=not args.fail_fast,
         resume=args.resume,
         progress=not args.quiet,
+        executor=executor,
+        shard_size=args.shard_size,
     )
-    print(_summary(view, res))
-    return 1 if res.failures and args.fail_on_errors else 0
 
 
 def _int_or_str(v: str):
@@ -507,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_import_coco)
 
     s = sub.add_parser("score", help="score a dataset's labels and write the fields", formatter_class=fmt,
-                       epilog="examples:\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual score my-ds --label-field gt --probs-dir probs/ --probs-key probs_u8 --ignore 255 void --method num_pixel_issues --score-field lq_cl")
+                       epilog="examples:\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual score my-ds --label-field gt --probs-dir probs/ --probs-key probs_u8 --ignore 255 void --method num_pixel_issues --score-field lq_cl\n  segqual score my-ds --label-field gt --probs-field probs_path --workers 4\n  segqual score my-ds --label-field gt --probs-field probs_path --scheduler tcp://10.0.0.5:8786")
     s.add_argument("dataset")
     s.add_argument("--label-field", required=True)
     g = s.add_mutually_exclusive_group(required=True)
@@ -529,6 +554,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fail-fast", action="store_true", help="stop at the first sample that fails")
     s.add_argument("--fail-on-errors", action="store_true", help="exit 1 when some samples failed")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    dk = s.add_mutually_exclusive_group()
+    dk.add_argument("--workers", type=int, metavar="N", help="score on a local Dask cluster of N worker processes")
+    dk.add_argument("--scheduler", metavar="ADDRESS", help="score on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
+    s.add_argument("--shard-size", type=int, metavar="N", help="samples per Dask task (default: about 4 tasks per worker, at most 64)")
     s.set_defaults(func=cmd_score)
 
     r = sub.add_parser("report", help="ranked images, class confusions, tagging, HTML summary", formatter_class=fmt,

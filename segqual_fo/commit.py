@@ -154,12 +154,19 @@ def _remove_quietly(path: str) -> None:
 
 def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) -> int:
     """Removes PNGs in ``directory`` written for ``sample_ids`` (named like
-    ours) that no record references, e.g. left by a killed run. Returns the
-    number removed. Files of other samples are never touched."""
+    ours) that no record references, e.g. left by a killed run, and the
+    temporary files of atomic writes that a killed process never renamed.
+    Returns the number removed. Files of other samples are never touched.
+
+    Call it only when no writer of this run is still running."""
     if not os.path.isdir(directory):
         return 0
     removed = 0
     for name in os.listdir(directory):
+        if name.startswith(".tmp-") and name.endswith(".png"):
+            _remove_quietly(os.path.join(directory, name))
+            removed += 1
+            continue
         m = _OUTPUT_NAME.match(name)
         if m is None or m.group("id") not in sample_ids:
             continue

@@ -1,0 +1,104 @@
+"""A worker process killed (SIGKILL) mid-run on a LocalCluster: Dask re-runs
+its task elsewhere, and the run's outputs equal an undisturbed
+single-process run, with nothing lost and nothing written twice."""
+
+import logging
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from segqual_fo import compute_label_quality
+from segqual_fo.pipeline import output_fields
+from tests.dask.conftest import WORKER_ENV
+from tests.dask.test_distributed import NAMES, assert_same_outputs
+from tests.fo.helpers import segmentation_dataset
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture
+def own_cluster():
+    """A cluster of its own: this test kills one of its workers."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+        env=WORKER_ENV,
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def _written(done_dir, phase):
+    """Heatmaps written so far, or (phase "scan") issue-count cache entries."""
+    if not os.path.isdir(done_dir):
+        return 0
+    if phase == "scan":
+        caches = [os.path.join(done_dir, d) for d in os.listdir(done_dir) if d.startswith(".cache-")]
+        return sum(len([f for f in os.listdir(c) if f.endswith("0.npz")]) for c in caches if os.path.isdir(c))
+    return len([f for f in os.listdir(done_dir) if f.endswith("_heatmap.png")])
+
+
+def _kill_a_busy_worker(client, done_dir, phase, stop):
+    """Waits until some output of ``phase`` exists and a worker is running a
+    segqual task of it, then SIGKILLs that worker's process. Returns what it
+    saw."""
+    pids = client.run(os.getpid)
+    task = {"scan": "scan_shard", "emit": "shard"}[phase]
+    while not stop.is_set():
+        written = _written(done_dir, phase)
+        busy = {w: keys for w, keys in client.processing().items() if any(task in str(k) for k in keys)}
+        if busy and written:
+            worker = next(iter(busy))
+            os.kill(pids[worker], signal.SIGKILL)
+            return {"written_before_kill": written, "killed": worker, "tasks": busy[worker]}
+        time.sleep(0.002)
+    return None
+
+
+@pytest.mark.parametrize(
+    "method, phase", [("softmin", "emit"), ("num_pixel_issues", "scan"), ("num_pixel_issues", "emit")]
+)
+def test_killed_worker_is_retried_without_loss_or_duplicates(own_cluster, make_dataset, tmp_path, rng, method, phase):
+    ds = make_dataset()
+    n = 24
+    segmentation_dataset(ds, tmp_path, rng, n=n, k=4, shape=(384, 384), plant=(3, 17), names=NAMES)
+    common = dict(probs_field="probs_path", method=method, output_dir=str(tmp_path / "out"), progress=False)
+    compute_label_quality(ds, "ground_truth", score_field="lq_local", **common)
+
+    done_dir = str(tmp_path / "out" / "lq_dask")
+    stop = threading.Event()
+    seen = {}
+    killer = threading.Thread(target=lambda: seen.update(_kill_a_busy_worker(own_cluster, done_dir, phase, stop) or {}))
+    killer.start()
+    try:
+        res = compute_label_quality(
+            ds, "ground_truth", score_field="lq_dask", executor=own_cluster, shard_size=2, **common
+        )
+    finally:
+        stop.set()
+        killer.join()
+
+    # the kill happened mid-run: some outputs existed, a task was running
+    assert seen, "the worker was not killed during the run (the run finished first)"
+    assert 0 < seen["written_before_kill"] < n
+    assert any(("scan_shard" if phase == "scan" else "shard") in str(k) for k in seen["tasks"])
+    # nothing lost
+    assert res.num_scored == n and not res.failures
+    assert None not in ds.values("lq_dask")
+    assert_same_outputs(ds, "lq_local", "lq_dask")
+    # nothing duplicated: exactly one heatmap and one mask per sample, and no
+    # temporary file of an interrupted write is left behind
+    names = os.listdir(done_dir)
+    assert sorted(names) == sorted(
+        os.path.basename(p)
+        for f in ("heatmap", "issues")
+        for p in ds.values(f"{output_fields('lq_dask')[f]}.{'map_path' if f == 'heatmap' else 'mask_path'}")
+    )
+    assert len(names) == 2 * n
+    # the nanny restarted the killed worker: the cluster is whole again
+    own_cluster.wait_for_workers(2, timeout=30)
