@@ -94,13 +94,15 @@ def check_executor(executor: Any) -> None:
 @contextlib.contextmanager
 def connect(executor: Any) -> Iterator[Any]:
     """The ``Client`` for ``executor`` (an address is connected to here and
-    closed on exit; a client is used as is)."""
+    closed on exit; a client is used as is). How long to keep trying is
+    Dask's ``distributed.comm.timeouts.connect`` setting (30 s by default;
+    ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s`` changes it)."""
     client_class = _client_class()
     if isinstance(executor, client_class):
         yield executor
         return
     try:
-        client = client_class(executor, timeout="20s")
+        client = client_class(executor)
     except (OSError, TimeoutError) as e:
         raise InvalidInputError(
             f"cannot reach a Dask scheduler at {executor!r} ({e}); start one with `dask scheduler` "
@@ -363,6 +365,7 @@ def _issue_count_on_dask(runner, job, n, shards, take_records, collector, progre
             runner.run(scan_shard, shards(list(range(n))), take_scan, job)
             for _, rec in sorted(failed, key=lambda pair: pair[0]):
                 collector.take(rec)  # raises without skip_failures
+            pb.update(len(failed))  # failed images have no pass 3
             if not num_valid:
                 return
 

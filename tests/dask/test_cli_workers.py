@@ -1,6 +1,7 @@
 """segqual score --workers N / --scheduler ADDRESS give the single-process
 results."""
 
+import dask
 import pytest
 
 from segqual_fo.cli import main
@@ -32,7 +33,8 @@ def test_workers_and_scheduler_flags(dask_cluster, make_dataset, tmp_path, rng, 
 def test_unreachable_scheduler_is_one_clear_line(make_dataset, tmp_path, rng, capsys):
     ds = make_dataset()
     segmentation_dataset(ds, tmp_path, rng, n=2, names=NAMES)
-    assert _score(ds, tmp_path, "lq", "--scheduler", "tcp://127.0.0.1:9") == 2
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        assert _score(ds, tmp_path, "lq", "--scheduler", "tcp://127.0.0.1:9") == 2
     err = capsys.readouterr().err
     assert "cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'" in err and "dask scheduler" in err
     assert "Traceback" not in err

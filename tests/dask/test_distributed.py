@@ -9,6 +9,7 @@ import os
 
 import cv2
 import numpy as np
+import dask
 import pytest
 
 import fiftyone as fo
@@ -185,7 +186,9 @@ def test_bad_executor_is_refused_before_anything_is_written(make_dataset, tmp_pa
     segmentation_dataset(ds, tmp_path, rng, n=2, names=NAMES)
     with pytest.raises(InvalidInputError, match="executor must be a dask.distributed.Client"):
         compute_label_quality(ds, "ground_truth", probs_field="probs_path", executor=4, progress=False)
-    with pytest.raises(InvalidInputError, match="cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'"):
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), pytest.raises(
+        InvalidInputError, match="cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'"
+    ):
         compute_label_quality(
             ds, "ground_truth", probs_field="probs_path", executor="tcp://127.0.0.1:9", progress=False
         )
