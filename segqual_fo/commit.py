@@ -113,13 +113,17 @@ class FieldCommitter:
         if len(self._pending) >= self.batch_size:
             self.flush()
 
+    def prepare(self) -> None:
+        """Declares the output fields (once); the first flush otherwise does."""
+        if not self._schema_ready:
+            ensure_schema(self.dataset, self.fields)
+            self._schema_ready = True
+
     def flush(self) -> None:
         """Commits the queued samples: one atomic update per sample."""
         if not self._pending:
             return
-        if not self._schema_ready:
-            ensure_schema(self.dataset, self.fields)
-            self._schema_ready = True
+        self.prepare()
         schema = self.dataset.get_field_schema()
         now = datetime.datetime.utcnow()
         ops, ids = [], []

@@ -502,6 +502,11 @@ class _Collector:
         self.failures: List[Failure] = []
         self.num_undefined = 0
 
+    def prepare(self) -> None:
+        """Declares the output fields now (e.g. while workers compute) rather
+        than at the first commit."""
+        self.committer.prepare()
+
     def take(self, rec) -> None:
         if isinstance(rec, _Failed):
             if not self.skip_failures:
