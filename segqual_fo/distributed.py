@@ -174,6 +174,11 @@ class _Shard:
     num_valid: Optional[List[int]] = None
 
 
+class NotSharedError(SegQualError):
+    """A file one Dask process wrote is missing in another: the output
+    directory is not on storage shared by the client and every worker."""
+
+
 class _SharedCache(DirectoryCache):
     """The issue-count cache as a worker opens it: an entry missing here but
     written by another worker means the directory is not shared."""
@@ -182,7 +187,7 @@ class _SharedCache(DirectoryCache):
         try:
             return super().get(index, keys=keys)
         except FileNotFoundError:
-            raise SegQualError(
+            raise NotSharedError(
                 f"issue-count cache entry {self._path(index)} is missing on worker host "
                 f"{socket.gethostname()}: the output directory must be on storage that the "
                 "client and every worker see under the same path."
@@ -251,11 +256,8 @@ def emit_shard(job, masker, shard: _Shard) -> list:
                 with_issues=True,
                 num_classes=job.num_classes,
             )
-        except SegQualError as e:
-            if "issue-count cache entry" in str(e):
-                raise  # a deployment problem, not this image's
-            out.append(job.failed(images, j, e))
-            continue
+        except NotSharedError:
+            raise  # a deployment problem, not this image's
         except Exception as e:
             out.append(job.failed(images, j, e))
             continue
@@ -419,7 +421,7 @@ def _check_shared_output(rec) -> None:
     directory is not shared: fail before the database points at nothing."""
     path = getattr(rec, "heatmap", None)
     if path and not os.path.exists(path):
-        raise SegQualError(
+        raise NotSharedError(
             f"a worker wrote {path}, which does not exist here: the output directory must be on "
             "storage that the client and every worker see under the same path."
         )

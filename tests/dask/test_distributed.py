@@ -193,3 +193,16 @@ def test_bad_executor_is_refused_before_anything_is_written(make_dataset, tmp_pa
             ds, "ground_truth", probs_field="probs_path", executor="tcp://127.0.0.1:9", progress=False
         )
     assert "label_quality" not in ds.get_field_schema()
+
+
+def test_storage_not_shared_is_a_clear_error(tmp_path):
+    """What a client sees when workers write where it cannot read (the
+    guards themselves; a real split file system cannot be made here)."""
+    from segqual_fo.distributed import NotSharedError, _check_shared_output, _SharedCache
+    from segqual_fo.pipeline import _Scored
+
+    rec = _Scored("abc", 0.5, 0, str(tmp_path / "missing_heatmap.png"), None, [], np.empty(0), np.empty(0))
+    with pytest.raises(NotSharedError, match="storage that the client and every worker see"):
+        _check_shared_output(rec)
+    with pytest.raises(NotSharedError, match="cache entry .*000000003.npz is missing on worker host"):
+        _SharedCache(str(tmp_path / "cache")).get(3)
