@@ -58,12 +58,26 @@ def field_types(fields: Dict[str, str]) -> Dict[str, tuple]:
     }
 
 
+def schema_complete(dataset, fields: Dict[str, str]) -> bool:
+    """Whether the stored dataset declares every output field and region
+    attribute (reloads it)."""
+    dataset.reload()
+    flat = dataset.get_field_schema(flat=True)
+    paths = list(fields.values()) + [f"{fields['regions']}.detections.{a}" for a in REGION_ATTRIBUTES]
+    return all(p in flat for p in paths)
+
+
 def ensure_schema(dataset, fields: Dict[str, str]) -> None:
     """Declares the output fields (and the region attributes) if missing.
+
+    The dataset is reloaded first: FiftyOne writes a dataset's whole field
+    list when it adds a field, so adding from a stale copy would drop fields
+    another process declared meanwhile.
 
     Raises:
         FiftyOneInputError: a field exists with another type
     """
+    dataset.reload()
     schema = dataset.get_field_schema()
     flat = dataset.get_field_schema(flat=True)
     region_paths = [f"{fields['regions']}.detections.{a}" for a in REGION_ATTRIBUTES]

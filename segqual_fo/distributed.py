@@ -130,7 +130,9 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs) -> Iter
     this machine (what ``segqual score --workers N`` uses); closed on exit.
 
     The workers start without Dask's default ``MALLOC_TRIM_THRESHOLD_``
-    (see :data:`WORKER_DASK_CONFIG`). Extra keyword arguments go to
+    (see :data:`WORKER_DASK_CONFIG`), unless this process's environment
+    already has it: a Dask cluster started earlier in the same process with
+    the default settings leaves it there. Extra keyword arguments go to
     ``distributed.LocalCluster``.
     """
     _client_class()

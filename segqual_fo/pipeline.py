@@ -57,7 +57,7 @@ from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
-from segqual_fo.commit import FieldCommitter, sweep_orphans, token_of
+from segqual_fo.commit import FieldCommitter, ensure_schema, schema_complete, sweep_orphans, token_of
 from segqual_fo.writers.files import heatmap_image, issue_mask_image, output_path, write_png_atomic
 from segqual_fo.writers.regions import find_regions
 
@@ -722,9 +722,7 @@ def compute_label_quality(
     committer.flush()
     failures, confusion, num_undefined = collector.failures, collector.confusion, collector.num_undefined
 
-    dataset.reload()
-    _set_issue_targets(dataset, fields, classes_out)
-    _ensure_colors(dataset, fields, k)
+    _finish_dataset(dataset, fields, classes_out)
     referenced = set(p for p in sample_collection.values(f"{fields['heatmap']}.map_path") if p)
     referenced |= set(p for p in sample_collection.values(f"{fields['issues']}.mask_path") if p)
     sweep_orphans(files_dir, referenced, set(ids))
@@ -906,6 +904,28 @@ def _remove_stale_caches(directory: str, keep: str) -> None:
     for name in os.listdir(directory):
         if re.fullmatch(r"\.cache-[0-9a-f]{8}", name) and name != f".cache-{keep}":
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def _finish_dataset(dataset, fields, classes, attempts: int = 5) -> None:
+    """Sets the issue mask targets and App colours, and checks that the
+    stored dataset still declares every output field.
+
+    Another process working on the same dataset (another score field, the
+    App) may save the dataset document from a stale copy and drop what this
+    run declared; each step therefore starts from a fresh copy, and the whole
+    is verified and redone a few times.
+    """
+    for _ in range(attempts):
+        if not schema_complete(dataset, fields):
+            ensure_schema(dataset, fields)
+        dataset.reload()
+        _set_issue_targets(dataset, fields, classes)
+        dataset.reload()
+        _ensure_colors(dataset, fields, len(classes))
+        dataset.reload()
+        if schema_complete(dataset, fields) and fields["issues"] in dataset.mask_targets:
+            return
+    logger.warning("another process keeps rewriting dataset %s; check its fields %s", dataset.name, list(fields.values()))
 
 
 def _set_issue_targets(dataset, fields, classes) -> None:

@@ -16,7 +16,13 @@ def dask_cluster():
     distributed = pytest.importorskip("distributed")
     import logging
 
-    with distributed.LocalCluster(
+    import dask
+
+    from segqual_fo.distributed import WORKER_DASK_CONFIG
+
+    # segqual's worker settings (a default cluster would also leave Dask's
+    # MALLOC_TRIM_THRESHOLD_ in this process's environment for later ones)
+    with dask.config.set(WORKER_DASK_CONFIG), distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,

@@ -22,7 +22,11 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture
 def own_cluster():
     """A cluster of its own: this test kills one of its workers."""
-    with distributed.LocalCluster(
+    import dask
+
+    from segqual_fo.distributed import WORKER_DASK_CONFIG
+
+    with dask.config.set(WORKER_DASK_CONFIG), distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,

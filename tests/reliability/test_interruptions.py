@@ -124,8 +124,8 @@ def test_two_runs_on_other_fields_at_once(persistent, tmp_path):
         for m, f in (("softmin", "lq_a"), ("num_pixel_issues", "lq_b"))
     ]
     for p in procs:
-        assert p.wait(timeout=300) == 0
-        assert "FINISHED" in p.stdout.read()
+        output = p.communicate(timeout=300)[0]
+        assert p.returncode == 0 and "FINISHED" in output, output
     ds.reload()
     for method, field in (("softmin", "lq_a"), ("num_pixel_issues", "lq_b")):
         expected, _ = get_label_quality_scores(labels, probs, method=method)
