@@ -375,6 +375,14 @@ class ComputeLabelQuality(foo.Operator):
             label="Output directory (optional)",
             description="Where heatmap and issue-mask PNGs go (default: FiftyOne's dataset dir)",
         )
+        inputs.str(
+            "executor",
+            label="Dask scheduler (optional)",
+            description=(
+                "Score on the Dask cluster at this address (tcp://HOST:8786); its workers must "
+                "see the probability files and the output directory under the same paths"
+            ),
+        )
 
     def execute(self, ctx):
         from segqual_fo import compute_label_quality

@@ -248,3 +248,25 @@ def test_delegated_run_completes_through_the_service(make_dataset, demo_records,
     compute_label_quality(ds_api, "ground_truth", probs_field="pred_probs_path",
                           output_dir=str(tmp_path / "api"), progress=False)
     _assert_same_outputs(ds, ds_api)
+
+
+def test_execute_on_a_dask_scheduler(make_dataset, demo_records, tmp_path):
+    """The form's "Dask scheduler" field runs the scoring on that cluster."""
+    pytest.importorskip("distributed")
+    from segqual_fo.distributed import local_cluster
+
+    ds_op, ds_api = make_dataset(demo_records), make_dataset(demo_records)
+    common = {"label_field": "ground_truth", "probs_field": "pred_probs_path", "method": "num_pixel_issues"}
+    with local_cluster(2) as client:
+        address = client.scheduler.address
+        form = resolve_inputs(OP, ds_op, {**common, "executor": address})
+        assert "executor" in form
+        result = run(OP, ds_op, {**common, "executor": address, "output_dir": str(tmp_path / "op")})
+    compute_label_quality(ds_api, **common, output_dir=str(tmp_path / "api"), progress=False)
+    _assert_same_outputs(ds_op, ds_api, "label_quality")
+    assert result.result["num_scored"] == 8
+    with pytest.raises(ExecutionError, match="cannot reach a Dask scheduler"):
+        import dask
+
+        with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+            run(OP, ds_op, {**common, "executor": "tcp://127.0.0.1:9", "score_field": "lq_x"})
