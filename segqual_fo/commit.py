@@ -121,9 +121,18 @@ class FieldCommitter:
         self._schema_ready = False
         self.committed = 0
 
-    def add(self, sample_id: str, values: Dict[str, Any], old_files: Iterable[str] = (), new_files: Iterable[str] = ()) -> None:
-        """Queues one sample's values (field name -> value, None clears)."""
-        self._pending.append((sample_id, values, list(old_files), set(new_files)))
+    def add(
+        self,
+        sample_id: str,
+        values: Dict[str, Any],
+        old_files: Iterable[str] = (),
+        new_files: Iterable[str] = (),
+        raw: bool = False,
+    ) -> None:
+        """Queues one sample's values (field name -> value, None clears);
+        ``raw`` values are database documents already (see
+        :mod:`segqual_fo.documents`)."""
+        self._pending.append((sample_id, values, list(old_files), set(new_files), raw))
         if len(self._pending) >= self.batch_size:
             self.flush()
 
@@ -141,19 +150,22 @@ class FieldCommitter:
         schema = self.dataset.get_field_schema()
         now = datetime.datetime.utcnow()
         ops, ids = [], []
-        for sid, values, _, _ in self._pending:
+        for sid, values, _, _, raw in self._pending:
             doc = {}
             for name, value in values.items():
+                if raw or value is None:
+                    doc[name] = value
+                    continue
                 field = schema[name]
-                if value is not None and self.validate:
+                if self.validate:
                     field.validate(value)
-                doc[name] = None if value is None else field.to_mongo(value)
+                doc[name] = field.to_mongo(value)
             doc["last_modified_at"] = now
             ops.append(UpdateOne({"_id": ObjectId(sid)}, {"$set": doc}))
             ids.append(sid)
         # FiftyOne's bulk write also refreshes samples loaded in this process
         self.dataset._bulk_write(ops, ids=ids)
-        for sid, _, old, new in self._pending:
+        for sid, _, old, new, _ in self._pending:
             for path in old:
                 if path not in new and is_own_output(path, sid):
                     _remove_quietly(path)

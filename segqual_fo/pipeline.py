@@ -45,6 +45,7 @@ import fiftyone as fo
 import fiftyone.core.utils as fou
 
 import segqual_fo
+from segqual_fo import documents
 from segqual_fo.adapters.fiftyone_labels import (
     detections_to_mask,
     read_mask_file,
@@ -408,22 +409,6 @@ def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore
     return mapping, decoder, ref_of
 
 
-def _regions_to_detections(regions, classes) -> "fo.Detections":
-    return fo.Detections(
-        detections=[
-            fo.Detection(
-                label=classes[r.given_class],
-                bounding_box=list(r.bounding_box),
-                mask=r.mask,
-                predicted_label=classes[r.predicted_class],
-                area=int(r.area),
-                mean_score=float(r.mean_score),
-            )
-            for r in regions
-        ]
-    )
-
-
 @dataclass
 class _OutputSpec:
     """Where and how a run writes its per-image files (picklable)."""
@@ -433,6 +418,9 @@ class _OutputSpec:
     token: str
     num_classes: int
     min_region_area: int
+    classes: List[str]
+    #: build the label documents directly (see :mod:`segqual_fo.documents`)
+    fast_docs: bool = False
 
 
 @dataclass
@@ -443,7 +431,9 @@ class _Scored:
     ``heatmap``/``issues`` are None when the image's files were not written
     (a resumed run's already-committed samples, which still count towards
     the confusion); ``pairs``/``pair_counts`` are its issue pixels'
-    ``given * K + predicted`` codes and their counts.
+    ``given * K + predicted`` codes and their counts; ``docs``, when set,
+    holds the heatmap, issues and regions as database documents (then
+    ``regions`` is empty).
     """
 
     sample_id: str
@@ -454,6 +444,7 @@ class _Scored:
     regions: list
     pairs: np.ndarray
     pair_counts: np.ndarray
+    docs: Optional[Dict[str, dict]] = None
 
 
 @dataclass
@@ -484,6 +475,13 @@ def _image_outputs(result, sample_id: str, spec: _OutputSpec, write: bool = True
         regions = find_regions(
             result.issues, result.labels, result.pred, result.pixel_scores, min_area=spec.min_region_area
         )
+        if spec.fast_docs:
+            docs = {
+                "heatmap": documents.heatmap_doc(heat),
+                "issues": documents.segmentation_doc(iss),
+                "regions": documents.detections_doc(regions, spec.classes),
+            }
+            return _Scored(sample_id, score, result.num_issues, heat, iss, [], pairs, counts, docs)
     return _Scored(sample_id, score, result.num_issues, heat, iss, regions, pairs, counts)
 
 
@@ -519,17 +517,17 @@ class _Collector:
         if rec.heatmap is None:  # resumed run: committed before
             return
         fields = self.fields
-        values = {
-            fields["score"]: rec.score,
-            fields["num_issues"]: rec.num_issues,
-            fields["heatmap"]: fo.Heatmap(map_path=rec.heatmap, range=[0, 255]),
-            fields["issues"]: fo.Segmentation(mask_path=rec.issues),
-            fields["regions"]: _regions_to_detections(rec.regions, self.classes),
-        }
-        self._commit(rec.sample_id, values, new=(rec.heatmap, rec.issues))
+        values = {fields["score"]: rec.score, fields["num_issues"]: rec.num_issues}
+        if rec.docs is not None:
+            values.update({fields[kind]: doc for kind, doc in rec.docs.items()})
+        else:
+            values[fields["heatmap"]] = fo.Heatmap(map_path=rec.heatmap, range=[0, 255])
+            values[fields["issues"]] = fo.Segmentation(mask_path=rec.issues)
+            values[fields["regions"]] = documents.regions_to_detections(rec.regions, self.classes)
+        self._commit(rec.sample_id, values, new=(rec.heatmap, rec.issues), raw=rec.docs is not None)
 
-    def _commit(self, sid, values, new=()):
-        self.committer.add(sid, values, old_files=self.old_files.get(sid, ()), new_files=new)
+    def _commit(self, sid, values, new=(), raw=False):
+        self.committer.add(sid, values, old_files=self.old_files.get(sid, ()), new_files=new, raw=raw)
 
 
 # --------------------------------------------------------------------------
@@ -693,7 +691,15 @@ def compute_label_quality(
     committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
     collector = _Collector(committer, fields, old_files, classes_out, skip_failures)
     files_dir = os.path.join(output_dir, score_field)
-    spec = _OutputSpec(output_dir, score_field, token, k, min_region_area)
+    spec = _OutputSpec(
+        output_dir,
+        score_field,
+        token,
+        k,
+        min_region_area,
+        classes=classes_out,
+        fast_docs=documents.matches_fiftyone(documents.example_regions()),
+    )
     job = _Job(
         method=method,
         temperature=temperature,
