@@ -69,12 +69,10 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -83,10 +81,17 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import machine_info, make_label, make_probs, print_table  # noqa: E402
+from _common import machine_info, print_table  # noqa: E402
+from _datasets import (  # noqa: E402
+    LABEL_FIELD,
+    Datasets,
+    load_average,
+    raise_on_sigterm,
+    warm_page_cache,
+    write_files,
+)
 
 DATASET_PREFIX = "segqual-bench-distributed"
-LABEL_FIELD = "ground_truth"
 PROBS_FIELD = "probs_path"
 SCORE_FIELD = "label_quality"
 METHODS = ("softmin", "num_pixel_issues")
@@ -117,88 +122,6 @@ class Config:
             f"Dask workers: {', '.join(map(str, self.worker_counts))} (1 thread each)"
         )
 
-
-# -- data -------------------------------------------------------------------------------------
-def write_files(directory: str, n: int, k: int, size: int, seed: int) -> List[dict]:
-    """Writes n images (JPEG), label PNGs and float32 probability .npy files."""
-    import cv2
-
-    for sub in ("images", "labels", "probs"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    palette = np.random.default_rng(12345).integers(0, 256, size=(k, 3), dtype=np.uint8)
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(n):
-        label = make_label(rng, k, size, size)
-        probs = make_probs(rng, label, k)  # float32
-        stem = f"img_{i:06d}"
-        img = os.path.join(directory, "images", stem + ".jpg")
-        msk = os.path.join(directory, "labels", stem + ".png")
-        prb = os.path.join(directory, "probs", stem + ".npy")
-        cv2.imwrite(img, palette[label])
-        cv2.imwrite(msk, label.astype(np.uint8))
-        np.save(prb, probs)
-        records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
-    return records
-
-
-def warm_page_cache(directory: str) -> None:
-    """Flushes the just-written files (no writeback during the timings) and
-    reads each once, so no configuration pays for the first read."""
-    os.sync()
-    for root, _, files in os.walk(directory):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                while f.read(1 << 24):
-                    pass
-
-
-class Datasets:
-    """Creates uniquely named datasets and deletes them all in ``cleanup()``."""
-
-    def __init__(self):
-        self.names: List[str] = []
-
-    def create(self, records: List[dict], k: int, tag: str):
-        import fiftyone as fo
-
-        name = f"{DATASET_PREFIX}-{tag}-{uuid.uuid4().hex[:12]}"
-        self.names.append(name)  # before creating: cleaned up even if adding samples fails
-        ds = fo.Dataset(name)
-        ds.add_samples(
-            [
-                fo.Sample(
-                    filepath=r["filepath"],
-                    ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
-                    probs_path=r["probs_path"],
-                )
-                for r in records
-            ],
-            progress=False,
-        )
-        ds.mask_targets = {LABEL_FIELD: {c: f"class_{c:02d}" for c in range(k)}}
-        ds.save()
-        return ds
-
-    def delete(self, dataset) -> None:
-        name = dataset.name
-        if not dataset.deleted:
-            dataset.delete()
-        self.names.remove(name)
-
-    def cleanup(self) -> None:
-        if not self.names:
-            return
-        import fiftyone as fo
-
-        existing = set(fo.list_datasets())
-        for name in self.names:
-            if name in existing:
-                try:
-                    fo.delete_dataset(name)
-                except Exception as e:  # keep deleting the others
-                    print(f"  warning: could not delete dataset {name}: {e}", file=sys.stderr)
-        self.names = []
 
 
 # -- outputs ------------------------------------------------------------------------------------
@@ -419,22 +342,11 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
-    except OSError:
-        return "n/a"
-
-
-def _raise_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)  # run the finally blocks: delete datasets and files
-
-
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     t_start = time.perf_counter()
     cfg = config_from(args)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
     # the in-process scheduler's HTTP server falls back to a random port when
     # 8787 is taken (e.g. by another cluster on the machine): harmless here
     warnings.filterwarnings("ignore", message=r"Port \d+ is already in use", category=UserWarning)
@@ -451,7 +363,7 @@ def main(argv: Optional[list] = None) -> int:
     print(f"this machine has {cores} usable cores: Dask clusters of more than {cores} workers share them "
           "(and the client process, which reads and writes the database, runs beside the workers)")
     print(f"load average at start: {load_average()} (other processes on the machine disturb the timings)")
-    datasets = Datasets()
+    datasets = Datasets(DATASET_PREFIX)
     tmp = tempfile.mkdtemp(prefix="segqual-bench-distributed-")
     try:
         t0 = time.perf_counter()

@@ -78,7 +78,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -91,14 +90,14 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import (  # noqa: E402
-    machine_info,
-    make_label,
-    make_probs,
-    max_rss_mb,
-    print_table,
-    verdict,
-    vm_hwm_mb,
+from _common import machine_info, max_rss_mb, print_table, verdict, vm_hwm_mb  # noqa: E402
+from _datasets import (  # noqa: E402
+    LABEL_FIELD,
+    Datasets,
+    load_average,
+    raise_on_sigterm,
+    warm_page_cache,
+    write_files,
 )
 
 SPEEDUP_TARGET = 5.0
@@ -108,7 +107,6 @@ SCORE_TOL = 1e-6
 TIE_ONLY: Dict[str, bool] = {}
 RSS_RATIO_TARGET = 1.20
 DATASET_PREFIX = "segqual-bench-pipeline"
-LABEL_FIELD = "ground_truth"
 PROBS_FIELD = "probs_path"
 #: score fields of each (side, method); ours also writes <field>_heatmap etc.
 FIELDS = {
@@ -158,88 +156,6 @@ class Report:
     def failed(self) -> bool:
         return not all(ok for _, ok in self.targets)
 
-
-# -- data -----------------------------------------------------------------------
-def write_files(directory: str, n: int, k: int, size: int, seed: int) -> List[dict]:
-    """Writes n images (JPEG), label PNGs and float16 probability .npy files."""
-    import cv2
-
-    for sub in ("images", "labels", "probs"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    palette = np.random.default_rng(12345).integers(0, 256, size=(k, 3), dtype=np.uint8)
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(n):
-        label = make_label(rng, k, size, size)
-        probs = make_probs(rng, label, k).astype(np.float16)
-        stem = f"img_{i:06d}"
-        img = os.path.join(directory, "images", stem + ".jpg")
-        msk = os.path.join(directory, "labels", stem + ".png")
-        prb = os.path.join(directory, "probs", stem + ".npy")
-        cv2.imwrite(img, palette[label])
-        cv2.imwrite(msk, label.astype(np.uint8))
-        np.save(prb, probs)
-        records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
-    return records
-
-
-def warm_page_cache(directory: str) -> None:
-    """Flushes the just-written files (no writeback during the timings) and
-    reads each once, so neither side pays for the first read."""
-    os.sync()
-    for root, _, files in os.walk(directory):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as f:
-                while f.read(1 << 24):
-                    pass
-
-
-class Datasets:
-    """Creates uniquely named datasets and deletes them all in ``cleanup()``."""
-
-    def __init__(self):
-        self.names: List[str] = []
-
-    def create(self, records: List[dict], k: int, *, persistent: bool, tag: str):
-        import fiftyone as fo
-
-        name = f"{DATASET_PREFIX}-{tag}-{uuid.uuid4().hex[:12]}"
-        self.names.append(name)  # before creating: cleaned up even if adding samples fails
-        ds = fo.Dataset(name, persistent=persistent)
-        ds.add_samples(
-            [
-                fo.Sample(
-                    filepath=r["filepath"],
-                    ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
-                    probs_path=r["probs_path"],
-                )
-                for r in records
-            ],
-            progress=False,
-        )
-        ds.mask_targets = {LABEL_FIELD: {c: f"class_{c:02d}" for c in range(k)}}
-        ds.save()
-        return ds
-
-    def delete(self, dataset) -> None:
-        name = dataset.name
-        if not dataset.deleted:
-            dataset.delete()
-        self.names.remove(name)
-
-    def cleanup(self) -> None:
-        if not self.names:
-            return
-        import fiftyone as fo
-
-        existing = set(fo.list_datasets())
-        for name in self.names:
-            if name in existing:
-                try:
-                    fo.delete_dataset(name)
-                except Exception as e:  # keep deleting the others
-                    print(f"  warning: could not delete dataset {name}: {e}", file=sys.stderr)
-        self.names = []
 
 
 #: The glue's peak memory per byte of float32 probabilities (measured with
@@ -574,17 +490,6 @@ def config_from(args: argparse.Namespace) -> Config:
                   seed=args.seed)
 
 
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
-    except OSError:
-        return "n/a"
-
-
-def _raise_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)  # run the finally blocks: delete datasets and files
-
-
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     if args._memory_worker:
@@ -593,7 +498,7 @@ def main(argv: Optional[list] = None) -> int:
 
     t_start = time.perf_counter()
     cfg = config_from(args)
-    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
     import cleanlab
     import fiftyone as fo
 
@@ -605,12 +510,12 @@ def main(argv: Optional[list] = None) -> int:
     print(f"configuration: {cfg.describe()}")
     print(f"load average at start: {load_average()} (other processes on the machine disturb the timings)")
     report = Report()
-    datasets = Datasets()
+    datasets = Datasets(DATASET_PREFIX)
     tmp = tempfile.mkdtemp(prefix="segqual-bench-pipeline-")
     try:
         t0 = time.perf_counter()
         n_files = max(cfg.n, 2 * cfg.mem_n)
-        records = write_files(os.path.join(tmp, "data"), n_files, cfg.k, cfg.size, cfg.seed)
+        records = write_files(os.path.join(tmp, "data"), n_files, cfg.k, cfg.size, cfg.seed, dtype=np.float16)
         size_mb = sum(e.stat().st_size for d in os.scandir(os.path.join(tmp, "data"))
                       for e in os.scandir(d.path)) / 2**20
         warm_page_cache(os.path.join(tmp, "data"))

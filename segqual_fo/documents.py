@@ -13,7 +13,7 @@ objects the slow way instead.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 import numpy as np
 import bson

@@ -1,0 +1,114 @@
+"""Synthetic files on disk and throw-away FiftyOne datasets for the pipeline
+benchmarks (``bench_pipeline.py``, ``bench_distributed.py``).
+
+FiftyOne is imported only when a dataset is made, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import List
+
+import numpy as np
+
+from _common import make_label, make_probs
+
+LABEL_FIELD = "ground_truth"
+
+
+def write_files(directory: str, n: int, k: int, size: int, seed: int, dtype=np.float32) -> List[dict]:
+    """Writes n images (JPEG), label PNGs and ``dtype`` probability .npy
+    files; returns one record (filepath, mask_path, probs_path) per image."""
+    import cv2
+
+    for sub in ("images", "labels", "probs"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    palette = np.random.default_rng(12345).integers(0, 256, size=(k, 3), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        label = make_label(rng, k, size, size)
+        probs = make_probs(rng, label, k).astype(dtype)
+        stem = f"img_{i:06d}"
+        img = os.path.join(directory, "images", stem + ".jpg")
+        msk = os.path.join(directory, "labels", stem + ".png")
+        prb = os.path.join(directory, "probs", stem + ".npy")
+        cv2.imwrite(img, palette[label])
+        cv2.imwrite(msk, label.astype(np.uint8))
+        np.save(prb, probs)
+        records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
+    return records
+
+
+def warm_page_cache(directory: str) -> None:
+    """Flushes the just-written files (no writeback during the timings) and
+    reads each once, so no configuration pays for the first read."""
+    os.sync()
+    for root, _, files in os.walk(directory):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                while f.read(1 << 24):
+                    pass
+
+
+class Datasets:
+    """Creates uniquely named datasets (``<prefix>-<tag>-<hex>``) and deletes
+    them all in ``cleanup()``."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.names: List[str] = []
+
+    def create(self, records: List[dict], k: int, *, tag: str, persistent: bool = False):
+        import fiftyone as fo
+
+        name = f"{self.prefix}-{tag}-{uuid.uuid4().hex[:12]}"
+        self.names.append(name)  # before creating: cleaned up even if adding samples fails
+        ds = fo.Dataset(name, persistent=persistent)
+        ds.add_samples(
+            [
+                fo.Sample(
+                    filepath=r["filepath"],
+                    ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
+                    probs_path=r["probs_path"],
+                )
+                for r in records
+            ],
+            progress=False,
+        )
+        ds.mask_targets = {LABEL_FIELD: {c: f"class_{c:02d}" for c in range(k)}}
+        ds.save()
+        return ds
+
+    def delete(self, dataset) -> None:
+        name = dataset.name
+        if not dataset.deleted:
+            dataset.delete()
+        self.names.remove(name)
+
+    def cleanup(self) -> None:
+        if not self.names:
+            return
+        import fiftyone as fo
+
+        existing = set(fo.list_datasets())
+        for name in self.names:
+            if name in existing:
+                try:
+                    fo.delete_dataset(name)
+                except Exception as e:  # keep deleting the others
+                    print(f"  warning: could not delete dataset {name}: {e}", file=sys.stderr)
+        self.names = []
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:
+        return "n/a"
+
+
+def raise_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)  # run the finally blocks: delete datasets and files
