@@ -18,12 +18,12 @@ def _score(ds, tmp_path, key, *extra):
     )
 
 
-def test_workers_and_scheduler_flags(dask_cluster, make_dataset, tmp_path, rng, capsys):
+def test_workers_and_scheduler_flags(dask_client, make_dataset, tmp_path, rng, capsys):
     ds = make_dataset()
     segmentation_dataset(ds, tmp_path, rng, n=6, names=NAMES)
     assert _score(ds, tmp_path, "lq_local") == 0
     assert _score(ds, tmp_path, "lq_workers", "--workers", "2", "--shard-size", "2") == 0
-    assert _score(ds, tmp_path, "lq_sched", "--scheduler", dask_cluster.scheduler_address) == 0
+    assert _score(ds, tmp_path, "lq_sched", "--scheduler", dask_client.scheduler.address) == 0
     ds.reload()
     assert_same_outputs(ds, "lq_local", "lq_workers")
     assert_same_outputs(ds, "lq_local", "lq_sched")

@@ -12,28 +12,17 @@ import pytest
 
 from segqual_fo import compute_label_quality
 from segqual_fo.pipeline import output_fields
-from tests.dask.conftest import WORKER_ENV
+from tests.dask.conftest import worker_cluster
 from tests.dask.test_distributed import NAMES, assert_same_outputs
 from tests.fo.helpers import segmentation_dataset
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")
 
 
 @pytest.fixture
 def own_cluster():
     """A cluster of its own: this test kills one of its workers."""
-    import dask
-
-    from segqual_fo.distributed import WORKER_DASK_CONFIG
-
-    with dask.config.set(WORKER_DASK_CONFIG), distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-        env=WORKER_ENV,
-    ) as cluster, distributed.Client(cluster) as client:
+    with worker_cluster(silence_logs=logging.CRITICAL) as client:
         yield client
 
 
