@@ -330,8 +330,8 @@ class _Runner:
 
 def run_on_dask(executor, job, inputs, todo, collector, *, progress=None, shard_size=None) -> None:
     """Scores ``todo`` (or, for the issue count, every sample) on Dask and
-    hands each image's record to ``collector`` (see the module docs)."""
-    check_executor(executor)
+    hands each image's record to ``collector`` (see the module docs); the
+    caller has checked ``executor`` (:func:`check_executor`)."""
     with connect(executor) as client:
         runner = _Runner(client, job.output.token)
         n = len(inputs.ids)

@@ -345,7 +345,6 @@ class _LabelDecoder:
     mask. Small and picklable: Dask workers decode without the database."""
 
     label_field: str
-    detections: bool = False
     class_index: Optional[Dict[str, int]] = None
     void: int = 255
 
@@ -398,9 +397,7 @@ def _label_reader(sample_collection, label_field, doc_type, ids, classes, ignore
         sample_collection.compute_metadata(progress=False)
     sizes = list(zip(*sample_collection.values(["metadata.width", "metadata.height"])))
     dets = _ChunkedValues(sample_collection, ids, label_field)
-    decoder = _LabelDecoder(
-        label_field, detections=True, class_index={name: k for k, name in enumerate(names)}, void=void
-    )
+    decoder = _LabelDecoder(label_field, class_index={name: k for k, name in enumerate(names)}, void=void)
 
     def ref_of(i):
         w, h = sizes[i]
@@ -416,7 +413,6 @@ class _OutputSpec:
     output_dir: str
     score_field: str
     token: str
-    num_classes: int
     min_region_area: int
     classes: List[str]
     #: build the label documents directly (see :mod:`segqual_fo.documents`)
@@ -459,7 +455,7 @@ class _Failed:
 def _image_outputs(result, sample_id: str, spec: _OutputSpec, write: bool = True) -> _Scored:
     """Writes one image's heatmap and issue-mask PNGs (atomically, named by
     sample id and run token) and finds its issue regions."""
-    k = spec.num_classes
+    k = len(spec.classes)
     pairs = counts = np.empty(0, dtype=np.int64)
     if result.num_issues:
         codes = result.labels[result.issues].astype(np.int64) * k + result.pred[result.issues]
@@ -695,7 +691,6 @@ def compute_label_quality(
         output_dir,
         score_field,
         token,
-        k,
         min_region_area,
         classes=classes_out,
         fast_docs=documents.matches_fiftyone(documents.example_regions()),
@@ -922,13 +917,9 @@ def _finish_dataset(dataset, fields, classes, attempts: int = 5) -> None:
     is verified and redone a few times.
     """
     for _ in range(attempts):
-        if not schema_complete(dataset, fields):
-            ensure_schema(dataset, fields)
-        dataset.reload()
+        ensure_schema(dataset, fields)  # reloads first; declares only what is missing
         _set_issue_targets(dataset, fields, classes)
-        dataset.reload()
         _ensure_colors(dataset, fields, len(classes))
-        dataset.reload()
         if schema_complete(dataset, fields) and fields["issues"] in dataset.mask_targets:
             return
     logger.warning("another process keeps rewriting dataset %s; check its fields %s", dataset.name, list(fields.values()))
