@@ -58,6 +58,7 @@ from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
+from segqual_fo.runlock import RunLock
 from segqual_fo.commit import FieldCommitter, ensure_schema, schema_complete, sweep_orphans, token_of
 from segqual_fo.writers.files import heatmap_image, issue_mask_image, output_path, write_png_atomic
 from segqual_fo.writers.regions import find_regions
@@ -673,70 +674,72 @@ def compute_label_quality(
         temperature=temperature,
         downsample=downsample,
         issue_threshold=issue_threshold,
+        min_region_area=min_region_area,
         label_field=label_field,
         probs=dict(probs_field=probs_field, probs_dir=probs_dir, probs_key=probs_key, layout=layout, logits=logits, resize=resize),
         classes=classes_out,
         ignore=dict(values=list(mapping.ignore_values), classes=[classes_out[c] for c in mapping.ignore_classes]),
         output_dir=output_dir,
     )
-    old_files = _old_files(sample_collection, fields, ids)
-    token, done = _resume_state(dataset, score_field, old_files, resume)
-    _record_run(sample_collection, score_field, token=token, status="running", **run_config)
+    with RunLock(dataset, score_field) as lock:
+        old_files = _old_files(sample_collection, fields, ids)
+        token, done = _resume_state(dataset, score_field, old_files, resume, run_config)
+        _record_run(sample_collection, score_field, token=token, status="running", lock=lock.owner, **run_config)
 
-    # the values are built here with the right types: no need to validate
-    committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
-    collector = _Collector(committer, fields, old_files, classes_out, skip_failures)
-    files_dir = os.path.join(output_dir, score_field)
-    spec = _OutputSpec(
-        output_dir,
-        score_field,
-        token,
-        min_region_area,
-        classes=classes_out,
-        fast_docs=documents.matches_fiftyone(documents.example_regions()),
-    )
-    job = _Job(
-        method=method,
-        temperature=temperature,
-        downsample=downsample,
-        issue_threshold=issue_threshold,
-        ignore=mapping.core_ignore,
-        num_classes=k,
-        mapping=mapping,
-        probs_opts=probs_opts,
-        decoder=decoder,
-        output=spec,
-        cache_dir=os.path.join(files_dir, f".cache-{token}"),
-    )
-    todo = [i for i in range(n) if ids[i] not in done]
-    if method == "num_pixel_issues":
-        # next to the outputs (not in /tmp, and on shared storage for Dask):
-        # a killed run's cache is found and removed by the next run
-        _remove_stale_caches(files_dir, keep=token)
-    refs = _RunInputs(ids, filepaths, probs_paths, ref_of, done)
-    if executor is None:
-        _run_here(job, refs, todo, collector, progress, n_jobs)
-    else:
-        from segqual_fo.distributed import run_on_dask
+        # the values are built here with the right types: no need to validate
+        committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
+        collector = _Collector(committer, fields, old_files, classes_out, skip_failures)
+        files_dir = os.path.join(output_dir, score_field)
+        spec = _OutputSpec(
+            output_dir,
+            score_field,
+            token,
+            min_region_area,
+            classes=classes_out,
+            fast_docs=documents.matches_fiftyone(documents.example_regions()),
+        )
+        job = _Job(
+            method=method,
+            temperature=temperature,
+            downsample=downsample,
+            issue_threshold=issue_threshold,
+            ignore=mapping.core_ignore,
+            num_classes=k,
+            mapping=mapping,
+            probs_opts=probs_opts,
+            decoder=decoder,
+            output=spec,
+            cache_dir=os.path.join(files_dir, f".cache-{token}"),
+        )
+        todo = [i for i in range(n) if ids[i] not in done]
+        if method == "num_pixel_issues":
+            # next to the outputs (not in /tmp, and on shared storage for Dask):
+            # a killed run's cache is found and removed by the next run
+            _remove_stale_caches(files_dir, keep=token)
+        refs = _RunInputs(ids, filepaths, probs_paths, ref_of, done)
+        if executor is None:
+            _run_here(job, refs, todo, collector, progress, n_jobs)
+        else:
+            from segqual_fo.distributed import run_on_dask
 
-        run_on_dask(executor, job, refs, todo, collector, progress=progress, shard_size=shard_size)
-    committer.flush()
-    failures, confusion, num_undefined = collector.failures, collector.confusion, collector.num_undefined
+            run_on_dask(executor, job, refs, todo, collector, progress=progress, shard_size=shard_size)
+        committer.flush()
+        failures, confusion, num_undefined = collector.failures, collector.confusion, collector.num_undefined
 
-    _finish_dataset(dataset, fields, classes_out)
-    referenced = set(p for p in sample_collection.values(f"{fields['heatmap']}.map_path") if p)
-    referenced |= set(p for p in sample_collection.values(f"{fields['issues']}.mask_path") if p)
-    sweep_orphans(files_dir, referenced, set(ids))
-    num_failed = len(failures)
-    _record_run(
-        sample_collection,
-        score_field,
-        token=token,
-        status="completed",
-        confusion=confusion.reshape(k, k),
-        failures=failures,
-        **run_config,
-    )
+        _finish_dataset(dataset, fields, classes_out)
+        referenced = set(p for p in sample_collection.values(f"{fields['heatmap']}.map_path") if p)
+        referenced |= set(p for p in sample_collection.values(f"{fields['issues']}.mask_path") if p)
+        sweep_orphans(files_dir, referenced, set(ids))
+        num_failed = len(failures)
+        _record_run(
+            sample_collection,
+            score_field,
+            token=token,
+            status="completed",
+            confusion=confusion.reshape(k, k),
+            failures=failures,
+            **run_config,
+        )
     return LabelQualityResults(
         score_field=score_field,
         fields=fields,
@@ -933,17 +936,64 @@ def _set_issue_targets(dataset, fields, classes) -> None:
         dataset.save()
 
 
-def _resume_state(dataset, score_field, old_files, resume):
+#: Settings recorded with a run that change what it writes; ``resume=True``
+#: refuses to continue a run recorded with other values. (Settings a run of
+#: an older version did not record are not compared.)
+RESUME_SETTINGS = (
+    "method",
+    "temperature",
+    "downsample",
+    "issue_threshold",
+    "min_region_area",
+    "label_field",
+    "probs",
+    "classes",
+    "ignore",
+    "output_dir",
+)
+
+
+def _settings_differences(cfg, run_config) -> List[str]:
+    """``name: recorded -> requested`` for each setting that differs."""
+    out = []
+    for name in RESUME_SETTINGS:
+        if not hasattr(cfg, name):
+            continue
+        before, now = getattr(cfg, name), run_config[name]
+        if isinstance(before, dict) and isinstance(now, dict):
+            for sub in sorted(set(before) | set(now)):
+                if before.get(sub) != now.get(sub):
+                    out.append(f"{name}.{sub}: recorded {before.get(sub)!r}, now {now.get(sub)!r}")
+        elif before != now:
+            out.append(f"{name}: recorded {before!r}, now {now!r}")
+    return out
+
+
+def _resume_state(dataset, score_field, old_files, resume, run_config):
     """(run token, {sample id: True} for samples already committed).
 
     A new run gets a new token. ``resume=True`` continues the run recorded
     under ``score_field``: samples whose output files (``old_files``) carry
     its token are done (skipped, or for the issue-count method only
     counted), the others are scored. Failed samples are retried.
+
+    Raises:
+        InvalidInputError: ``resume=True`` with settings that differ from the
+            recorded run's (the finished samples would keep scores computed
+            with the old ones)
     """
     if resume and score_field in dataset.list_runs():
-        token = getattr(dataset.get_run_info(score_field).config, "token", None)
+        cfg = dataset.get_run_info(score_field).config
+        token = getattr(cfg, "token", None)
         if token:
+            differences = _settings_differences(cfg, run_config)
+            if differences:
+                raise InvalidInputError(
+                    f"resume=True continues the run recorded under {score_field!r}, but these settings "
+                    f"differ from it: {'; '.join(differences)}. Resuming would mix results computed "
+                    "with both. Pass the recorded settings to finish that run, or drop resume=True "
+                    "(CLI: --resume) to score every sample again with the new ones."
+                )
             done = {sid: True for sid, paths in old_files.items() if any(token_of(p) == token for p in paths)}
             return token, done
     return uuid.uuid4().hex[:8], {}

@@ -3,11 +3,6 @@ finishes only what is missing; concurrent runs on other fields both finish."""
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
-import time
-import uuid
 
 import cv2
 import numpy as np
@@ -18,23 +13,7 @@ import fiftyone as fo
 from segqual_fo import compute_label_quality
 from segqual_fo.commit import token_of
 from segqual_fo.core import get_label_quality_scores
-from tests.fo.helpers import segmentation_dataset
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture
-def persistent(tmp_path, rng):
-    ds = fo.Dataset(f"segqual-rel-{uuid.uuid4().hex[:10]}", persistent=True)
-    labels, probs, ids = segmentation_dataset(ds, tmp_path, rng, n=80, shape=(24, 32))
-    yield ds, labels, probs, ids
-    if not ds.deleted:
-        ds.delete()
-
-
-def _child(code: str) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+from tests.reliability.children import PARK_AFTER_COMMITS, child, persistent, scoring_child, wait_parked  # noqa: F401
 
 
 def _committed(ds, field, token):
@@ -52,37 +31,18 @@ def test_sigkill_then_resume(persistent, tmp_path, method):
     new_expected, _ = get_label_quality_scores(labels, probs, method=method, temperature=0.7)
     new_expected = dict(zip(ids, new_expected))
 
-    # a second run, slowed down (10 ms per image) so it can be killed mid-way
-    proc = _child(f"""
-        import time, fiftyone as fo, segqual_fo, segqual_fo.pipeline as P
-        real = P.find_regions
-        def slow(*a, **k):
-            time.sleep(0.01)
-            return real(*a, **k)
-        P.find_regions = slow
-        ds = fo.load_dataset({ds.name!r})
-        segqual_fo.compute_label_quality(ds, "ground_truth", probs_field="probs_path", method={method!r},
-            temperature=0.7, output_dir={out!r}, commit_every=8, n_jobs=1, progress=False)
-        print("FINISHED")
-    """)
-    deadline = time.time() + 120
-    new_token = None
-    while time.time() < deadline:
-        if new_token is None:
-            ds.reload()
-            try:  # the child replaces the run record: briefly absent
-                tok = ds.get_run_info("label_quality").config.token
-            except ValueError:
-                tok = None
-            new_token = tok if tok != old_token else None
-        if new_token and _committed(ds, "label_quality_heatmap", new_token) >= 16:
-            break
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.02)
+    # a second run, parked (then killed) right after its second commit of 8
+    proc = scoring_child(
+        ds.name, PARK_AFTER_COMMITS.format(park_after=2), probs_field="probs_path", method=method,
+        temperature=0.7, output_dir=out, commit_every=8, n_jobs=1,
+    )
+    assert wait_parked(proc) == "PARKED commits 16"
+    ds.reload()
+    new_token = ds.get_run_info("label_quality").config.token
+    assert new_token != old_token
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    n_new = _committed(ds, "label_quality_heatmap", new_token)
-    assert 16 <= n_new < len(ids)  # killed mid-way, after some commits
+    assert _committed(ds, "label_quality_heatmap", new_token) == 16
 
     # every sample is entirely old or entirely new, and its files exist
     ds.reload()
@@ -114,7 +74,7 @@ def test_two_runs_on_other_fields_at_once(persistent, tmp_path):
     ds, labels, probs, ids = persistent
     out = str(tmp_path / "out")
     procs = [
-        _child(f"""
+        child(f"""
             import fiftyone as fo, segqual_fo
             ds = fo.load_dataset({ds.name!r})
             segqual_fo.compute_label_quality(ds, "ground_truth", probs_field="probs_path", method={m!r},
