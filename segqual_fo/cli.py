@@ -3,11 +3,18 @@
 Subcommands: ``demo``, ``import-coco``, ``score``, ``report``, ``app``. Data
 goes to stdout, logs and progress to stderr; bad input exits with code 2 and
 a one-line message, never a traceback.
+
+stdout carries only what a command prints as its result (:func:`_out`):
+while a command runs, everything else written to stdout (FiftyOne's notices
+and progress bars, and at the file-descriptor level the output of processes
+it starts, such as mongod) goes to stderr, so ``segqual report --format
+json | jq .`` works in a fresh process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -31,6 +38,53 @@ class CommandError(SegQualError):
 
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr)
+
+
+#: Where command results go: stdout as it was when :func:`main` started.
+_DATA = None
+
+
+def _out(text: str = "") -> None:
+    """Prints a command's result (the only thing that reaches stdout)."""
+    stream = _DATA if _DATA is not None else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+@contextlib.contextmanager
+def _stdout_for_data_only():
+    """Sends everything but :func:`_out` from stdout to stderr meanwhile.
+
+    When stdout is the process's file descriptor 1, the descriptor itself is
+    redirected (child processes and C code included) and results are written
+    to a duplicate of the original; otherwise (stdout replaced, e.g. by a
+    test's capture) ``sys.stdout`` is swapped for ``sys.stderr``.
+    """
+    global _DATA
+    original = sys.stdout
+    saved_fd = None
+    try:
+        fd_level = original is sys.__stdout__ and original.fileno() == 1
+    except (AttributeError, OSError, ValueError):
+        fd_level = False
+    try:
+        if fd_level:
+            original.flush()
+            saved_fd = os.dup(1)
+            os.dup2(2, 1)
+            _DATA = io.TextIOWrapper(io.FileIO(os.dup(saved_fd), "w"), encoding=original.encoding, errors=original.errors, line_buffering=True)
+        else:
+            _DATA = original
+            sys.stdout = sys.stderr
+        yield
+    finally:
+        if fd_level:
+            _DATA.close()
+            sys.stdout.flush()
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+        sys.stdout = original
+        _DATA = None
 
 
 def _fo():
@@ -238,15 +292,15 @@ def cmd_demo(args) -> int:
         dict(rank=i + 1, softmin=a, issue_count=b, planted=k or "-", file=os.path.basename(p))
         for i, (a, b, k, p) in enumerate(zip(*view.values([sm, cl, "planted_kind", "filepath"])))
     ]
-    print(f"dataset {args.name!r}: {len(ds)} images, {int(planted.sum())} with a planted annotation error\n")
-    print(f"worst {args.top} images by softmin score (lower = worse):")
-    print(_table(rows, ["rank", "softmin", "issue_count", "planted", "file"]))
-    print("\nhow well each method ranks the planted errors first:")
-    print(_table(
+    _out(f"dataset {args.name!r}: {len(ds)} images, {int(planted.sum())} with a planted annotation error\n")
+    _out(f"worst {args.top} images by softmin score (lower = worse):")
+    _out(_table(rows, ["rank", "softmin", "issue_count", "planted", "file"]))
+    _out("\nhow well each method ranks the planted errors first:")
+    _out(_table(
         [dict(method=m, **{k: v for k, v in r.items()}) for m, r in reports.items()],
         ["method", "auroc", "average_precision", "r_precision", "precision@10"],
     ))
-    print(f"\nopen it in the App: segqual app {args.name}")
+    _out(f"\nopen it in the App: segqual app {args.name}")
     if args.app:
         return _launch_app(ds, sm, args.port, wait=not args.no_wait)
     return 0
@@ -316,14 +370,14 @@ def cmd_import_coco(args) -> int:
     ds.mask_targets = {"ground_truth": dict(enumerate(names))}
     ds.info = {"segqual_import": dict(annotations=os.path.abspath(args.annotations_json), void_value=255, probs_key=args.probs_key, layout=args.layout)}
     ds.save()
-    print(f"dataset {args.name!r}: {len(samples)} images, {len(names)} classes, masks in {masks_dir}")
+    _out(f"dataset {args.name!r}: {len(samples)} images, {len(names)} classes, masks in {masks_dir}")
     if missing_images:
         _err(f"{len(missing_images)} images in the JSON are not in {args.images_dir} (skipped): {missing_images[:10]}")
     if missing_probs:
         _err(f"{len(missing_probs)} images have no probabilities in {args.probs_dir}: {missing_probs[:10]}")
     if args.probs_dir:
         key = f" --probs-key {args.probs_key}" if args.probs_key else ""
-        print(f"next: segqual score {args.name} --label-field ground_truth --probs-field pred_probs_path{key} --layout {args.layout}")
+        _out(f"next: segqual score {args.name} --label-field ground_truth --probs-field pred_probs_path{key} --layout {args.layout}")
     return 0
 
 
@@ -339,7 +393,7 @@ def cmd_score(args) -> int:
     ignore = [_int_or_str(v) for v in args.ignore] if args.ignore else None
     with _executor(args) as executor:
         res = _score(view, args, ignore, executor)
-    print(_summary(view, res))
+    _out(_summary(view, res))
     return 1 if res.failures and args.fail_on_errors else 0
 
 
@@ -433,7 +487,7 @@ def cmd_report(args) -> int:
     else:
         if isinstance(text, bytes):
             raise CommandError("--format html needs --output FILE.")
-        sys.stdout.write(text)
+        _out(text.rstrip("\n"))
     return 0
 
 
@@ -585,7 +639,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _stdout_for_data_only():
+            return int(args.func(args) or 0)
     except (SegQualError, ValueError, OSError) as e:
         _err(f"{PROG} {args.command}: error: {e}")
         return 2

@@ -2,7 +2,8 @@
 
 Looked up in $SEGQUAL_SHARED_DATA, then in ``shared/data`` next to any parent
 of the repository (``../shared/data`` from the project root), so a clone
-anywhere under the workplace finds them. Tests skip when absent.
+anywhere under the workplace finds them. Tests skip when absent, and fail
+under CI=true (tests/conftest.py).
 """
 
 import os

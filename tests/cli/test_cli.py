@@ -123,7 +123,7 @@ def test_missing_field_and_unreadable_file(demo, capsys, tmp_path):
     assert "cannot read COCO annotations" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not os.path.isfile(ANNS), reason="shared COCO data absent")
+@pytest.mark.skipif(not os.path.isfile(ANNS), reason="shared COCO data absent: set SEGQUAL_SHARED_DATA to the workplace's shared/data")
 def test_import_coco_masks_agree_with_ann_to_mask(tmp_path, capsys):
     from pycocotools.coco import COCO
 

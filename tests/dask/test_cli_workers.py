@@ -8,7 +8,6 @@ from segqual_fo.cli import main
 from tests.dask.test_distributed import NAMES, assert_same_outputs
 from tests.fo.helpers import segmentation_dataset
 
-pytest.importorskip("distributed")
 
 
 def _score(ds, tmp_path, key, *extra):

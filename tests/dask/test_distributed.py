@@ -20,7 +20,6 @@ from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError
 from segqual_fo.pipeline import output_fields
 from tests.fo.helpers import segmentation_dataset
 
-pytest.importorskip("distributed")
 
 NAMES = ["sky", "road", "car", "tree"]
 

@@ -16,7 +16,6 @@ from tests.dask.conftest import worker_cluster
 from tests.dask.test_distributed import NAMES, assert_same_outputs
 from tests.fo.helpers import segmentation_dataset
 
-pytest.importorskip("distributed")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-fo = pytest.importorskip("fiftyone")
+import fiftyone as fo
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from segqual_fo import compute_label_quality
 from tests.shared_data import shared_data
 
 CAMVID = shared_data("camvid-mini")
-pytestmark = pytest.mark.skipif(CAMVID is None, reason="shared camvid-mini data absent")
+pytestmark = pytest.mark.skipif(CAMVID is None, reason="shared camvid-mini data absent: set SEGQUAL_SHARED_DATA to the workplace's shared/data")
 NAMES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist", "void"]
 
 

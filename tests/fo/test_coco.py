@@ -16,7 +16,7 @@ from tests.shared_data import shared_data
 
 COCO_DIR = shared_data("coco-val2017-10") or "/nonexistent"
 ANNS = os.path.join(COCO_DIR, "annotations", "instances_val2017_subset.json")
-pytestmark = pytest.mark.skipif(not os.path.isfile(ANNS), reason="shared COCO data absent")
+pytestmark = pytest.mark.skipif(not os.path.isfile(ANNS), reason="shared COCO data absent: set SEGQUAL_SHARED_DATA to the workplace's shared/data")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ os.environ["FIFTYONE_PLUGINS_DIR"] = PLUGINS_DIR
 if "fiftyone" in sys.modules:
     sys.modules["fiftyone"].config.plugins_dir = PLUGINS_DIR
 
-fo = pytest.importorskip("fiftyone")
+import fiftyone as fo  # noqa: E402
 
 from segqual_fo.demo import CLASSES, build_demo_files  # noqa: E402
 

@@ -252,7 +252,6 @@ def test_delegated_run_completes_through_the_service(make_dataset, demo_records,
 
 def test_execute_on_a_dask_scheduler(make_dataset, demo_records, tmp_path):
     """The form's "Dask scheduler" field runs the scoring on that cluster."""
-    pytest.importorskip("distributed")
     from segqual_fo.distributed import local_cluster
 
     ds_op, ds_api = make_dataset(demo_records), make_dataset(demo_records)
