@@ -6,12 +6,12 @@ import logging
 import os
 import signal
 import threading
-import time
 
 import pytest
 
 from segqual_fo import compute_label_quality
 from segqual_fo.pipeline import output_fields
+from tests.dask import parking
 from tests.dask.conftest import worker_cluster
 from tests.dask.test_distributed import NAMES, assert_same_outputs
 from tests.fo.helpers import segmentation_dataset
@@ -31,25 +31,8 @@ def _written(done_dir, phase):
         return 0
     if phase == "scan":
         caches = [os.path.join(done_dir, d) for d in os.listdir(done_dir) if d.startswith(".cache-")]
-        return sum(len([f for f in os.listdir(c) if f.endswith("0.npz")]) for c in caches if os.path.isdir(c))
+        return sum(len(os.listdir(c)) for c in caches if os.path.isdir(c))
     return len([f for f in os.listdir(done_dir) if f.endswith("_heatmap.png")])
-
-
-def _kill_a_busy_worker(client, done_dir, phase, stop):
-    """Waits until some output of ``phase`` exists and a worker is running a
-    segqual task of it, then SIGKILLs that worker's process. Returns what it
-    saw."""
-    pids = client.run(os.getpid)
-    task = {"scan": "scan_shard", "emit": "shard"}[phase]
-    while not stop.is_set():
-        written = _written(done_dir, phase)
-        busy = {w: keys for w, keys in client.processing().items() if any(task in str(k) for k in keys)}
-        if busy and written:
-            worker = next(iter(busy))
-            os.kill(pids[worker], signal.SIGKILL)
-            return {"written_before_kill": written, "killed": worker, "tasks": busy[worker]}
-        time.sleep(0.002)
-    return None
 
 
 @pytest.mark.parametrize(
@@ -63,22 +46,32 @@ def test_killed_worker_is_retried_without_loss_or_duplicates(own_cluster, make_d
     compute_label_quality(ds, "ground_truth", score_field="lq_local", **common)
 
     done_dir = str(tmp_path / "out" / "lq_dask")
-    stop = threading.Event()
-    seen = {}
-    killer = threading.Thread(target=lambda: seen.update(_kill_a_busy_worker(own_cluster, done_dir, phase, stop) or {}))
+    # one worker finishes a task of the phase (its files are written), then
+    # parks without returning; it is killed there, so Dask must re-run it
+    task = {"scan": "scan_shard", "emit": "emit_shard" if method == "num_pixel_issues" else "score_shard"}[phase]
+    marker = str(tmp_path / "parked")
+    worker_pids = set(own_cluster.run(os.getpid).values())
+    own_cluster.run(parking.install, marker, task)
+    killed = {}
+
+    def kill_when_parked():
+        pid = parking.wait_for_marker(marker)
+        killed["pid"] = pid
+        killed["written"] = _written(done_dir, phase)
+        os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_parked)
     killer.start()
     try:
         res = compute_label_quality(
             ds, "ground_truth", score_field="lq_dask", executor=own_cluster, shard_size=2, **common
         )
     finally:
-        stop.set()
         killer.join()
 
-    # the kill happened mid-run: some outputs existed, a task was running
-    assert seen, "the worker was not killed during the run (the run finished first)"
-    assert 0 < seen["written_before_kill"] < n
-    assert any(("scan_shard" if phase == "scan" else "shard") in str(k) for k in seen["tasks"])
+    # the kill happened mid-run, after the parked task wrote its outputs: the
+    # run could not finish without that task's result
+    assert killed["pid"] in worker_pids and killed["written"] > 0
     # nothing lost
     assert res.num_scored == n and not res.failures
     assert None not in ds.values("lq_dask")
@@ -94,3 +87,4 @@ def test_killed_worker_is_retried_without_loss_or_duplicates(own_cluster, make_d
     assert len(names) == 2 * n
     # the nanny restarted the killed worker: the cluster is whole again
     own_cluster.wait_for_workers(2, timeout=30)
+    assert killed["pid"] not in own_cluster.run(os.getpid).values()
