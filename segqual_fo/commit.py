@@ -110,10 +110,15 @@ class FieldCommitter:
         batch_size (64): samples per commit
         validate (True): validate values against their fields (skip for
             values the caller built with the right types)
+        on_commit (None): called with the ids of each batch once it is
+            committed
     """
 
-    def __init__(self, dataset, fields: Dict[str, str], batch_size: int = 64, validate: bool = True):
+    def __init__(
+        self, dataset, fields: Dict[str, str], batch_size: int = 64, validate: bool = True, on_commit=None
+    ):
         self.dataset = dataset
+        self.on_commit = on_commit
         self.validate = validate
         self.fields = fields
         self.batch_size = batch_size
@@ -171,6 +176,8 @@ class FieldCommitter:
                     _remove_quietly(path)
         self.committed += len(self._pending)
         self._pending = []
+        if self.on_commit is not None:
+            self.on_commit(ids)
 
 
 def _remove_quietly(path: str) -> None:

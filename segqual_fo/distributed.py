@@ -328,14 +328,14 @@ class _Runner:
             raise
 
 
-def run_on_dask(executor, job, inputs, todo, collector, *, progress=None, shard_size=None) -> None:
-    """Scores ``todo`` (or, for the issue count, every sample) on Dask and
+def run_on_dask(executor, job, inputs, stream, collector, *, progress=None, shard_size=None) -> None:
+    """Scores the samples ``stream`` (for the issue count, every one) on Dask and
     hands each image's record to ``collector`` (see the module docs); the
     caller has checked ``executor`` (:func:`check_executor`)."""
     with connect(executor) as client:
         runner = _Runner(client, job.output.token)
         n = len(inputs.ids)
-        size = shard_size or default_shard_size(len(todo) if job.method == "softmin" else n, runner.threads)
+        size = shard_size or default_shard_size(len(stream) if job.method == "softmin" else n, runner.threads)
 
         def shards(indices, num_valid=None):
             for number, start in enumerate(range(0, len(indices), size)):
@@ -361,8 +361,8 @@ def run_on_dask(executor, job, inputs, todo, collector, *, progress=None, shard_
             return take
 
         if job.method == "softmin":
-            with fou.ProgressBar(total=len(todo), progress=progress, iters_str="images") as pb:
-                runner.run(score_shard, shards(todo), take_records(pb), job, while_waiting=collector.prepare)
+            with fou.ProgressBar(total=len(stream), progress=progress, iters_str="images") as pb:
+                runner.run(score_shard, shards(stream), take_records(pb), job, while_waiting=collector.prepare)
             return
         _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress, size)
 

@@ -58,6 +58,7 @@ from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
+from segqual_fo.checkpoint import RunCheckpoint, Totals
 from segqual_fo.runlock import RunLock
 from segqual_fo.commit import FieldCommitter, ensure_schema, schema_complete, sweep_orphans, token_of
 from segqual_fo.writers.files import heatmap_image, issue_mask_image, output_path, write_png_atomic
@@ -484,18 +485,28 @@ def _image_outputs(result, sample_id: str, spec: _OutputSpec, write: bool = True
 
 class _Collector:
     """Client side of a run: turns per-image records into committed fields
-    and run totals (confusion, failures, undefined scores)."""
+    and run totals (confusion, failures, undefined scores).
 
-    def __init__(self, committer, fields, old_files, classes, skip_failures):
+    ``initial`` are the totals of samples committed before (a resumed run
+    that does not read them again). The totals of the committed samples are
+    checkpointed after every commit (see :mod:`segqual_fo.checkpoint`).
+    """
+
+    def __init__(self, committer, fields, old_files, classes, skip_failures, checkpoint=None, initial=None):
         self.committer = committer
         self.fields = fields
         self.old_files = old_files
         self.classes = classes
         self.skip_failures = skip_failures
+        self.checkpoint = checkpoint
         k = len(classes)
-        self.confusion = np.zeros(k * k, dtype=np.int64)
+        self.committed = initial if initial is not None else Totals.zeros(k)
+        self.confusion = self.committed.confusion.copy()
+        self.num_undefined = self.committed.num_undefined
         self.failures: List[Failure] = []
-        self.num_undefined = 0
+        # sample id -> (issue pairs, counts, undefined) until its commit
+        self._uncommitted: Dict[str, tuple] = {}
+        committer.on_commit = self._on_commit
 
     def prepare(self) -> None:
         """Declares the output fields now (e.g. while workers compute) rather
@@ -511,8 +522,10 @@ class _Collector:
             return
         np.add.at(self.confusion, rec.pairs, rec.pair_counts)
         self.num_undefined += rec.score is None
-        if rec.heatmap is None:  # resumed run: committed before
+        if rec.heatmap is None:  # resumed run: committed before, read again to count it
+            self.committed.add_sample(rec.sample_id, rec.pairs, rec.pair_counts, rec.score is None)
             return
+        self._uncommitted[rec.sample_id] = (rec.pairs, rec.pair_counts, rec.score is None)
         fields = self.fields
         values = {fields["score"]: rec.score, fields["num_issues"]: rec.num_issues}
         if rec.docs is not None:
@@ -525,6 +538,14 @@ class _Collector:
 
     def _commit(self, sid, values, new=(), raw=False):
         self.committer.add(sid, values, old_files=self.old_files.get(sid, ()), new_files=new, raw=raw)
+
+    def _on_commit(self, ids) -> None:
+        for sid in ids:
+            entry = self._uncommitted.pop(sid, None)
+            if entry is not None:  # failures are committed as None and not counted
+                self.committed.add_sample(sid, *entry)
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.committed)
 
 
 # --------------------------------------------------------------------------
@@ -688,7 +709,16 @@ def compute_label_quality(
 
         # the values are built here with the right types: no need to validate
         committer = FieldCommitter(dataset, fields, batch_size=commit_every, validate=False)
-        collector = _Collector(committer, fields, old_files, classes_out, skip_failures)
+        checkpoint = RunCheckpoint(dataset, score_field, token)
+        todo = [i for i in range(n) if ids[i] not in done]
+        # softmin reads only the samples left to score when the checkpoint
+        # covers the committed ones; otherwise, and always for the
+        # dataset-wide issue count, every sample is read and the committed
+        # ones are only counted
+        saved = checkpoint.load(k) if done and method == "softmin" else None
+        initial = saved if saved is not None and saved.describes(list(done)) else None
+        stream = todo if method == "softmin" and (initial is not None or not done) else list(range(n))
+        collector = _Collector(committer, fields, old_files, classes_out, skip_failures, checkpoint, initial)
         files_dir = os.path.join(output_dir, score_field)
         spec = _OutputSpec(
             output_dir,
@@ -711,18 +741,17 @@ def compute_label_quality(
             output=spec,
             cache_dir=os.path.join(files_dir, f".cache-{token}"),
         )
-        todo = [i for i in range(n) if ids[i] not in done]
         if method == "num_pixel_issues":
             # next to the outputs (not in /tmp, and on shared storage for Dask):
             # a killed run's cache is found and removed by the next run
             _remove_stale_caches(files_dir, keep=token)
         refs = _RunInputs(ids, filepaths, probs_paths, ref_of, done)
         if executor is None:
-            _run_here(job, refs, todo, collector, progress, n_jobs)
+            _run_here(job, refs, stream, collector, progress, n_jobs)
         else:
             from segqual_fo.distributed import run_on_dask
 
-            run_on_dask(executor, job, refs, todo, collector, progress=progress, shard_size=shard_size)
+            run_on_dask(executor, job, refs, stream, collector, progress=progress, shard_size=shard_size)
         committer.flush()
         failures, confusion, num_undefined = collector.failures, collector.confusion, collector.num_undefined
 
@@ -819,15 +848,15 @@ class _RunInputs:
     done: Dict[str, bool]
 
 
-def _run_here(job: _Job, inputs: _RunInputs, todo, collector: _Collector, progress, n_jobs) -> None:
-    """Scores in this process: images stream through the core (``n_jobs``
-    threads), two writer threads write the PNGs, the collector commits."""
+def _run_here(job: _Job, inputs: _RunInputs, stream, collector: _Collector, progress, n_jobs) -> None:
+    """Scores in this process: the images ``stream`` (indices; all of them
+    for the issue count) go through the core (``n_jobs`` threads), two
+    writer threads write the PNGs of those not done, the collector commits."""
     images = job.images(inputs.ids, inputs.filepaths, inputs.ref_of, inputs.probs_paths)
     cache = None
     if job.method == "softmin":
-        # samples are independent: stream only the missing ones
-        images = images.subset(todo)
-        n_stream = len(todo)
+        images = images.subset(stream)  # samples are independent
+        n_stream = len(stream)
         total_steps = n_stream
     else:
         # thresholds and the cut-off need every image: stream all, write missing

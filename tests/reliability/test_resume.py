@@ -9,7 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+import fiftyone.core.odm as foo
+
 from segqual_fo import compute_label_quality
+from segqual_fo.checkpoint import COLLECTION as CHECKPOINTS
 from segqual_fo.commit import token_of
 from segqual_fo.core import find_label_issues, get_label_quality_scores
 from segqual_fo.errors import InvalidInputError
@@ -96,11 +99,19 @@ def test_resume_of_a_finished_run_with_its_settings_writes_nothing(persistent, t
     assert _snapshot(ds) == before
 
 
+@pytest.mark.parametrize("checkpoint", ["kept", "lost"])
 @pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
-def test_resume_leaves_committed_samples_untouched(persistent, tmp_path, method):
+def test_resume_leaves_committed_samples_untouched(persistent, tmp_path, method, checkpoint):
+    """The resumed run's totals (confusion, undefined scores) equal an
+    uninterrupted run's, whether the committed samples' totals come from the
+    checkpoint or (checkpoint lost, as when killed between a commit and its
+    checkpoint) from reading those samples again."""
     ds, labels, probs, ids = persistent
     out = str(tmp_path / "out")
     n = len(ids)
+    # one image with every pixel ignored: its score is undefined
+    cv2.imwrite(ds[ids[2]].ground_truth.mask_path, np.full(labels[2].shape, 255, np.uint8))
+    fresh = _run(ds, out, method=method, score_field="lq_fresh")
     # stop in the write phase, after some commits of 8 (the issue count
     # first scans all n images: its write phase starts at iteration n)
     stop = 40 if method == "softmin" else n + 40
@@ -110,16 +121,28 @@ def test_resume_leaves_committed_samples_untouched(persistent, tmp_path, method)
     token = ds.get_run_info("label_quality").config.token
     assert ds.get_run_info("label_quality").config.status == "running"
     committed = [sid for sid, p in zip(ds.values("id"), ds.values("label_quality_heatmap.map_path")) if token_of(p) == token]
-    assert 8 <= len(committed) < n and len(committed) % 8 == 0
+    assert 8 <= len(committed) < n and len(committed) % 8 == 0 and ids[2] in committed
     before = _snapshot(ds, committed)
+    if checkpoint == "lost":
+        foo.get_db_conn()[CHECKPOINTS].delete_many({"_id": f"{ds._doc.id}/label_quality"})
 
-    _run(ds, out, method=method, resume=True)
+    res = _run(ds, out, method=method, resume=True)
     assert _snapshot(ds, committed) == before  # not rescored, not rewritten
     ds.reload()
     assert ds.get_run_info("label_quality").config.status == "completed"
     assert all(token_of(p) == token for p in ds.values("label_quality_heatmap.map_path"))
-    expected, _ = get_label_quality_scores(labels, probs, method=method)
-    np.testing.assert_allclose(ds.select(ids, ordered=True).values("label_quality"), expected, atol=1e-12)
+    np.testing.assert_array_equal(ds.values("label_quality"), ds.values("lq_fresh"))
+    # dataset totals as if never interrupted
+    np.testing.assert_array_equal(res.confusion, fresh.confusion)
+    np.testing.assert_array_equal(ds.load_run_results("label_quality").confusion, fresh.confusion)
+    assert res.confusion.sum() == sum(ds.values("label_quality_num_issues")) > 0
+    assert res.num_undefined == fresh.num_undefined == 1
+    labels = labels.copy()
+    labels[2] = 255
+    expected, _ = get_label_quality_scores(labels, probs, method=method, ignore_index=255)
+    scores = ds.select(ids, ordered=True).values("label_quality")
+    assert scores[2] is None and np.isnan(expected[2])
+    np.testing.assert_allclose(np.delete(scores, 2).astype(float), np.delete(expected, 2), atol=1e-12)
 
 
 def test_kill_during_issue_count_scan_then_resume(persistent, tmp_path):
