@@ -82,7 +82,7 @@ if REPO_ROOT not in sys.path:
 from _common import machine_info, print_table  # noqa: E402
 
 from segqual_fo.core import get_label_quality_scores  # noqa: E402
-from segqual_fo.core.candidates import (  # noqa: E402
+from benchmarks.experimental.candidates import (  # noqa: E402
     CANDIDATES,
     NEEDS_DATASET_STATS,
     DatasetStats,
@@ -224,7 +224,7 @@ def make_trials(data: Dataset, seeds: Sequence[int], kinds: Sequence[str] = KIND
 @dataclass
 class Method:
     """A scoring method: the library (``library`` = its method name) or a
-    candidate of :mod:`segqual_fo.core.candidates` with ``params``."""
+    candidate of :mod:`benchmarks.experimental.candidates` with ``params``."""
 
     name: str
     candidate: Optional[str] = None

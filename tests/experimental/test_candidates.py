@@ -1,4 +1,4 @@
-"""Experimental candidate scores (segqual_fo.core.candidates): each one
+"""Experimental candidate scores (benchmarks.experimental.candidates): each one
 drops on a planted error, skips ignored pixels and stays in [0, 1]; the
 building blocks (statistics, components, boundary distance) are exact."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segqual_fo.core import get_label_quality_scores
-from segqual_fo.core.candidates import (
+from benchmarks.experimental.candidates import (
     CANDIDATES,
     NEEDS_DATASET_STATS,
     DatasetStats,
@@ -319,7 +319,7 @@ def test_label_boundaries_and_distance():
 
 def test_candidates_module_is_numpy_only():
     code = (
-        "import sys, segqual_fo.core.candidates; "
+        "import sys, benchmarks.experimental.candidates; "
         "print(','.join(sorted(m for m in sys.modules "
         "if m.split('.')[0] in ('fiftyone', 'cv2', 'scipy', 'sklearn', 'cleanlab'))))"
     )
