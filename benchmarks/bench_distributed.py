@@ -17,7 +17,7 @@ these configurations:
 
 - single process, ``n_jobs=None`` (threads on all cores): the baseline;
 - single process, ``n_jobs=1``: a second reference;
-- ``executor=client`` on ``segqual_fo.distributed.local_cluster(w)``
+- ``executor=client`` on ``segqual_fo.execution.dask.local_cluster(w)``
   (w worker processes, 1 thread each) for w = 1, 2 (and 4 with
   ``--max-workers 4``).
 
@@ -129,7 +129,7 @@ def outputs(dataset) -> Dict[str, tuple]:
     """Everything a run wrote, per filepath, comparable across runs and datasets."""
     import cv2
 
-    from segqual_fo.pipeline import output_fields
+    from segqual_fo.options import output_fields
 
     f = output_fields(SCORE_FIELD)
     paths, scores, counts, heats, issues, regions = dataset.values(
@@ -273,14 +273,14 @@ def _import_worker_modules() -> str:
     """Runs on every Dask worker: pays the imports before the timings."""
     import fiftyone  # noqa: F401
 
-    import segqual_fo.distributed  # noqa: F401
-    import segqual_fo.pipeline  # noqa: F401
+    import segqual_fo.execution.dask  # noqa: F401
+    import segqual_fo.fo.compute  # noqa: F401
 
     return str(os.getpid())
 
 
 def dask_runs(runs: Runs, workers: int, warmup_records: List[dict]) -> None:
-    from segqual_fo.distributed import local_cluster
+    from segqual_fo.execution.dask import local_cluster
 
     cfg = runs.cfg
     t0 = time.perf_counter()

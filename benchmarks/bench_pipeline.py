@@ -424,7 +424,7 @@ def memory_worker(side: str, method: str, name: str, output_dir: str) -> None:
     """Runs in a fresh subprocess: one side on one dataset, prints one JSON line."""
     import fiftyone as fo
 
-    import segqual_fo.pipeline  # noqa: F401  (import cost outside the measured growth)
+    import segqual_fo.fo.compute  # noqa: F401  (import cost outside the measured growth)
 
     if side == "glue":
         import cleanlab.segmentation.rank  # noqa: F401

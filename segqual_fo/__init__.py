@@ -3,12 +3,26 @@ them in FiftyOne.
 
 ``import segqual_fo`` is cheap: the FiftyOne layer is imported on first use
 of the names that need it.
+
+Layers (imports go downward only)::
+
+    cli, report, demo, plugin      front ends
+    segqual_fo.fo                  FiftyOne: inputs, write-back, runs, queries
+    segqual_fo.execution           the per-image job; threads or Dask (no FiftyOne)
+    segqual_fo.adapters / writers  files and formats <-> arrays
+    segqual_fo.core                numpy-only scoring
+
+``segqual_fo.options`` holds the rules of every user-facing option (used by
+the library, the CLI and the plugin form).
 """
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "compute_label_quality": "segqual_fo.pipeline",
+    "compute_label_quality": "segqual_fo.fo.compute",
+    "LabelQualityResults": "segqual_fo.fo.compute",
+    "upgrade_runs": "segqual_fo.fo.runs",
+    "install_plugin": "segqual_fo.fo.plugin",
 }
 
 

@@ -208,3 +208,112 @@ def build_demo_files(
         np.save(prb, probs.astype(np.float16))
         records.append(dict(filepath=img, mask_path=msk, probs_path=prb, planted=kind))
     return records
+
+
+# --------------------------------------------------------------------------
+# the demo on real data, and as a FiftyOne dataset
+
+#: Score fields of the demo (and the suggested pair for any dataset).
+DEMO_FIELDS = {"softmin": "label_quality", "num_pixel_issues": "label_quality_cl"}
+_IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+
+
+def read_classes(data_dir: str, classes: Optional[List[str]]) -> List[str]:
+    """The class names: ``classes``, else ``data_dir/classes.txt`` (one per
+    line, in probability-channel order).
+
+    Raises:
+        InvalidInputError: neither is given
+    """
+    from segqual_fo.errors import InvalidInputError
+
+    if classes:
+        return list(classes)
+    path = os.path.join(data_dir, "classes.txt")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return [line.strip() for line in f if line.strip()]
+    raise InvalidInputError(
+        f"--data {data_dir}: give the class names with --classes a,b,c or a classes.txt "
+        "(one per line, in probability-channel order)."
+    )
+
+
+def records_from_dir(
+    data_dir: str,
+    out_dir: str,
+    *,
+    classes: List[str],
+    ignore: List[int],
+    error_rate: float = 0.25,
+    seed: int = 0,
+    limit: Optional[int] = None,
+) -> List[dict]:
+    """Real images, labels and probabilities from ``data_dir`` (``images/``,
+    ``labels/<stem>.png``, ``pred_probs/<stem>.npz|npy``), with planted
+    errors written to copies of the label masks in ``out_dir/labels``.
+
+    Raises:
+        InvalidInputError: a missing subdirectory, or no complete image
+    """
+    import cv2
+
+    from segqual_fo.errors import InvalidInputError
+    from segqual_fo.options import probs_files_by_stem
+
+    img_dir, lab_dir, prob_dir = (os.path.join(data_dir, d) for d in ("images", "labels", "pred_probs"))
+    for d in (img_dir, lab_dir, prob_dir):
+        if not os.path.isdir(d):
+            raise InvalidInputError(
+                f"--data {data_dir}: missing {os.path.basename(d)}/ (expected images/, labels/, pred_probs/)."
+            )
+    probs_by_stem = probs_files_by_stem(prob_dir)
+    images = {os.path.splitext(n)[0]: n for n in os.listdir(img_dir) if n.lower().endswith(_IMAGE_EXTS)}
+    stems = [s for s in sorted(images) if s in probs_by_stem and os.path.isfile(os.path.join(lab_dir, s + ".png"))]
+    if limit:
+        stems = stems[:limit]
+    if not stems:
+        raise InvalidInputError(f"--data {data_dir}: no image has both a labels/<stem>.png and pred_probs/<stem>.npz|npy.")
+    rng = np.random.default_rng(seed)
+    planted_idx = set(rng.choice(len(stems), size=int(round(len(stems) * error_rate)), replace=False).tolist())
+    os.makedirs(os.path.join(out_dir, "labels"), exist_ok=True)
+    records = []
+    for i, stem in enumerate(stems):
+        labels = cv2.imread(os.path.join(lab_dir, stem + ".png"), cv2.IMREAD_UNCHANGED)
+        kind = None
+        if i in planted_idx:
+            kind = ERROR_KINDS[i % len(ERROR_KINDS)]
+            if not plant_error(rng, labels, kind, classes=tuple(range(len(classes))), ignore=tuple(ignore)):
+                kind = None
+        mask_path = os.path.join(out_dir, "labels", stem + ".png")
+        cv2.imwrite(mask_path, labels)
+        records.append(
+            dict(filepath=os.path.join(img_dir, images[stem]), mask_path=mask_path, probs_path=probs_by_stem[stem], planted=kind)
+        )
+    return records
+
+
+def load_demo_dataset(name: str, records: List[dict], classes: List[str]):
+    """A persistent FiftyOne dataset of the records (replaced if it exists):
+    ``ground_truth`` masks, ``pred_probs_path``, ``planted`` and
+    ``planted_kind``."""
+    import fiftyone as fo
+
+    if name in fo.list_datasets():
+        fo.delete_dataset(name)
+    ds = fo.Dataset(name, persistent=True)
+    ds.add_samples(
+        [
+            fo.Sample(
+                filepath=r["filepath"],
+                ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
+                pred_probs_path=r["probs_path"],
+                planted=r["planted"] is not None,
+                planted_kind=r["planted"],
+            )
+            for r in records
+        ],
+        progress=False,
+    )
+    ds.mask_targets = {"ground_truth": dict(enumerate(classes))}
+    return ds

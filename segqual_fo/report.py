@@ -1,15 +1,66 @@
-"""A self-contained HTML summary of a scoring run (``segqual report
---format html``): score histogram, class-confusion bars, and thumbnails of
-the worst images with their heatmaps, all embedded as PNG data URIs."""
+"""Reports of a scoring run, as ``segqual report`` prints them: a text
+table, CSV, JSON, or a self-contained HTML page (score histogram,
+class-confusion bars, and thumbnails of the worst images with their
+heatmaps, all embedded as PNG data URIs).
+
+The rows come from :func:`segqual_fo.fo.queries.ranked_rows` (worst first)
+and :func:`segqual_fo.fo.queries.confusion_table`.
+"""
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
-from typing import List
+import json
+from typing import List, Sequence
 
 import numpy as np
+
+#: Columns of the ranked rows, in report order.
+ROW_COLUMNS = ["id", "filepath", "score", "issue_pixels", "top_confusions"]
+CONFUSION_COLUMNS = ["given_label", "predicted_label", "num_pixel_issues"]
+FORMATS = ("table", "csv", "json", "html")
+
+
+def format_value(x, digits: int = 4) -> str:
+    """A cell of a text table: floats to ``digits`` places, None/NaN as ``-``."""
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def text_table(rows: List[dict], columns: Sequence[str]) -> str:
+    """Rows as a left-aligned text table with a header line."""
+    cells = [[format_value(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[j]) for row in cells]) for j, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(widths[j]) for j, c in enumerate(columns))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(widths[j]) for j, v in enumerate(row)) for row in cells]
+    return "\n".join(lines)
+
+
+def render_report(fmt: str, dataset, score_field: str, rows: List[dict], confusion: List[dict]) -> str:
+    """The report in ``fmt`` (one of :data:`FORMATS`), ending in a newline."""
+    if fmt == "json":
+        doc = {"dataset": dataset.name, "score_field": score_field, "images": rows, "confusion": confusion}
+        return json.dumps(doc, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=ROW_COLUMNS)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r)
+        return buf.getvalue()
+    if fmt == "html":
+        return html_report(dataset, score_field, rows, confusion)
+    out = [f"dataset {dataset.name!r}, field {score_field!r}: {len(rows)} worst images", text_table(rows, ROW_COLUMNS)]
+    if confusion:
+        out += ["", "given -> predicted class confusions among issue pixels:", text_table(confusion, CONFUSION_COLUMNS)]
+    return "\n".join(out) + "\n"
 
 
 def _png_uri(image_rgb: np.ndarray) -> str:
@@ -53,7 +104,7 @@ def html_report(dataset, score_field: str, rows: List[dict], confusion: List[dic
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from segqual_fo.pipeline import output_fields
+    from segqual_fo.fo.queries import run_fields
 
     scores = np.array([s for s in dataset.values(score_field) if s is not None], dtype=float)
     parts = [
@@ -79,7 +130,7 @@ def html_report(dataset, score_field: str, rows: List[dict], confusion: List[dic
         ax.set_xlabel("issue pixels (given -> predicted)")
         parts.append(f"<h2>Class confusions</h2><img src='{_figure_uri(fig)}'>")
         plt.close(fig)
-    heat_field = output_fields(score_field)["heatmap"]
+    heat_field = run_fields(dataset, score_field)["heatmap"]
     heat = {}
     if dataset.has_field(heat_field):
         heat = dict(zip(dataset.values("id"), dataset.values(f"{heat_field}.map_path")))

@@ -11,9 +11,10 @@ Operators (see ``operators.py``):
 Panel (see ``panel.py``): ``label_quality_panel``, a score histogram and the
 given-vs-predicted class confusion table of a run, both clickable.
 
-Enable it by pointing FiftyOne at this repository's ``plugins/`` directory
-(``FIFTYONE_PLUGINS_DIR``; ``segqual app`` does it for you). The App
-server's Python must be able to import ``segqual_fo``.
+The plugin ships inside the ``segqual_fo`` package; ``segqual plugin
+install [--dir DIR]`` puts it where FiftyOne looks (``segqual app`` does it
+for you). The App server's Python must be able to import ``segqual_fo``:
+the plugin only builds forms and calls the library.
 """
 
 import sys
@@ -21,7 +22,7 @@ import sys
 # FiftyOne re-executes this file when the plugin directory changes, but
 # would keep serving the submodules it imported the first time: drop them so
 # edits take effect without restarting the App server.
-for _name in ("runs", "operators", "panel"):
+for _name in ("operators", "panel"):
     sys.modules.pop("%s.%s" % (__name__, _name), None)
 
 from .operators import ComputeLabelQuality, SortByLabelQuality, TagLabelIssues  # noqa: E402

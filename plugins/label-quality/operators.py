@@ -6,20 +6,26 @@ fit are offered, bad choices are marked invalid with a message), and each
 method. The params of ``compute_label_quality`` carry the names of
 ``segqual_fo.compute_label_quality``'s arguments, so scripts can run it with
 ``fiftyone.operators.execute_operator(uri, {"dataset": ..., "params": {...}})``.
+
+Form checks use the library's rules (:mod:`segqual_fo.options`) and its
+queries about runs and fields (:mod:`segqual_fo.fo.queries`): nothing here
+restates them.
 """
 
 import inspect
 import os
-import re
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from . import runs
+from segqual_fo import options
+from segqual_fo.errors import SegQualError
+from segqual_fo.fo import queries
+from segqual_fo.fo.runs import overwrite_state
 
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+DEFAULT_SCORE_FIELD = options.DEFAULTS["score_field"]
 _MAX_FAILURES_SHOWN = 50
 DEFAULT_TAG = "label_issue"
 #: Samples looked at when checking that a probability directory matches.
@@ -43,34 +49,25 @@ def _invalid(prop, message):
     return prop
 
 
-def _as_str_list(value):
-    """Scripts may pass ignore values / classes as a scalar, a list or a
-    comma-separated string; the form holds a list of strings."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [str(value)]
-
-
-def _ignore_values(strings):
-    """Form strings -> the library's ``ignore_index`` (ints stay ints, other
-    entries are class names)."""
-    out = []
-    for s in strings or []:
-        out.append(int(s) if re.fullmatch(r"-?\d+", s) else s)
-    return out or None
+def _check(prop, check, *args):
+    """Runs one of the library's option checks; marks ``prop`` invalid with
+    its message on failure. Returns whether the value is valid."""
+    try:
+        check(*args)
+    except SegQualError as e:
+        _invalid(prop, str(e))
+        return False
+    return True
 
 
 def normalize_params(params):
     """Brings script-style params into the form's shape, in place (the
     executor validates ``ctx.params`` against the form after
-    ``resolve_input``)."""
-    for name in ("ignore_index", "classes"):
+    ``resolve_input``): ignore values and classes as lists of strings."""
+    for name, parse in (("ignore_index", options.parse_ignore), ("classes", options.parse_classes)):
         if name in params:
-            params[name] = _as_str_list(params[name])
+            values = parse(params[name])
+            params[name] = None if values is None else [str(v) for v in values]
     if not params.get("probs_source"):
         params["probs_source"] = "dir" if params.get("probs_dir") and not params.get("probs_field") else "field"
     return params
@@ -90,7 +87,7 @@ def library_kwargs(params):
     else:
         kwargs.pop("probs_dir", None)
     if "ignore_index" in kwargs:
-        kwargs["ignore_index"] = _ignore_values(kwargs["ignore_index"])
+        kwargs["ignore_index"] = options.parse_ignore(kwargs["ignore_index"])
     return kwargs
 
 
@@ -126,33 +123,19 @@ class ComputeLabelQuality(foo.Operator):
         return True if ctx.params.get("delegate") else None
 
     def resolve_run_name(self, ctx):
-        return "compute_label_quality (%s)" % (ctx.params.get("score_field") or runs.DEFAULT_SCORE_FIELD)
+        return "compute_label_quality (%s)" % (ctx.params.get("score_field") or DEFAULT_SCORE_FIELD)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
         form = types.View(label="Compute segmentation label quality")
-        try:
-            from segqual_fo.core import METHODS
-            from segqual_fo.pipeline import output_fields
-        except ImportError as e:
-            prop = inputs.view(
-                "segqual_missing",
-                types.Error(
-                    label="segqual_fo cannot be imported by the App server",
-                    description="%s. Install it into the server's Python: pip install segqual-fo" % e,
-                ),
-            )
-            _invalid(prop, "segqual_fo is not installed")
-            return types.Property(inputs, view=form)
-
         params = normalize_params(ctx.params)
         inputs.view_target(ctx, action_description="Score")
         target = ctx.target_view()
 
         ok = self._label_inputs(inputs, params, target)
         ok = self._probs_inputs(inputs, params, target) and ok
-        self._method_inputs(inputs, params, METHODS)
-        self._output_inputs(inputs, params, ctx.dataset, output_fields)
+        self._method_inputs(inputs, params, options.METHODS)
+        self._output_inputs(inputs, params, ctx.dataset)
 
         inputs.bool(
             "delegate",
@@ -166,7 +149,7 @@ class ComputeLabelQuality(foo.Operator):
         return types.Property(inputs, view=form)
 
     def _label_inputs(self, inputs, params, target):
-        choices = runs.label_field_choices(target)
+        choices = queries.label_field_choices(target)
         dropdown = types.DropdownView()
         for name, kind in choices.items():
             dropdown.add_choice(name, label="%s (%s)" % (name, kind))
@@ -214,8 +197,8 @@ class ComputeLabelQuality(foo.Operator):
             )
             ok = self._check_probs_dir(prop, params.get("probs_dir"), target)
         else:
-            strings = runs.string_field_choices(target)
-            default = runs.looks_like_probs_field(target, strings) or (strings[0] if strings else None)
+            strings = queries.string_field_choices(target)
+            default = queries.looks_like_probs_field(target, strings) or (strings[0] if strings else None)
             prop = inputs.enum(
                 "probs_field",
                 strings or [""],
@@ -259,7 +242,7 @@ class ComputeLabelQuality(foo.Operator):
             _invalid(prop, "No sample in the target has a value in %r." % name)
             return False
         path = first[0]
-        if not path.lower().endswith(runs.PROBS_EXTS):
+        if not options.is_probs_file(path):
             _invalid(prop, "%r holds %r; expected paths of .npy or .npz files." % (name, path))
             return False
         if not os.path.isfile(path):
@@ -271,15 +254,16 @@ class ComputeLabelQuality(foo.Operator):
     def _check_probs_dir(prop, path, target):
         if not path:
             return False  # required: the form asks for it
-        if not os.path.isdir(path):
-            _invalid(prop, "%s is not a directory on the App server." % path)
+        try:
+            stems = options.probs_files_by_stem(path)
+        except SegQualError as e:
+            _invalid(prop, "%s (on the App server)" % e)
             return False
-        stems = {os.path.splitext(n)[0] for n in os.listdir(path) if n.lower().endswith(runs.PROBS_EXTS)}
         if not stems:
             _invalid(prop, "%s holds no .npy or .npz files." % path)
             return False
-        peek = [os.path.splitext(os.path.basename(p))[0] for p in target.limit(_PEEK).values("filepath")]
-        if peek and not stems.intersection(peek):
+        peek = [options.image_stem(p) for p in target.limit(_PEEK).values("filepath")]
+        if peek and not set(stems).intersection(peek):
             _invalid(
                 prop,
                 "None of the first %d images has a file in %s (looked for e.g. %s.npy)." % (len(peek), path, peek[0]),
@@ -311,9 +295,9 @@ class ComputeLabelQuality(foo.Operator):
                 label="Temperature",
                 description="Low (0.01) -> the worst pixel decides; high (10) -> the mean decides",
             )
-            t = params.get("temperature", 0.1)
-            if isinstance(t, (int, float)) and not t > 0:
-                _invalid(prop, "The temperature must be > 0, got %s." % t)
+            t = params.get("temperature", options.DEFAULTS["temperature"])
+            if t is not None:
+                _check(prop, options.check_temperature, t)
         else:
             prop = inputs.int(
                 "downsample",
@@ -321,9 +305,9 @@ class ComputeLabelQuality(foo.Operator):
                 label="Downsample factor",
                 description="Average f x f pixel blocks before computing the statistics",
             )
-            f = params.get("downsample", 1)
-            if isinstance(f, (int, float)) and (f < 1 or int(f) != f):
-                _invalid(prop, "The downsample factor must be a positive integer, got %s." % f)
+            f = params.get("downsample", options.DEFAULTS["downsample"])
+            if f is not None:
+                _check(prop, lambda v: options.check_positive_int(v, "downsample", allow_none=False), f)
 
         inputs.list(
             "ignore_index",
@@ -333,23 +317,24 @@ class ComputeLabelQuality(foo.Operator):
             view=types.AutocompleteView(allow_user_input=True, allow_duplicates=False),
         )
 
-    def _output_inputs(self, inputs, params, dataset, output_fields):
+    def _output_inputs(self, inputs, params, dataset):
         prop = inputs.str(
             "score_field",
-            default=runs.DEFAULT_SCORE_FIELD,
+            default=DEFAULT_SCORE_FIELD,
             label="Score field",
             description="Also the prefix of the other output fields and the run key",
         )
-        name = params.get("score_field") or runs.DEFAULT_SCORE_FIELD
-        if not isinstance(name, str) or not _FIELD_NAME.match(name):
-            _invalid(prop, "%r is not a field name (letters, digits, underscores)." % (name,))
+        name = params.get("score_field") or DEFAULT_SCORE_FIELD
+        if not _check(prop, options.check_field_name, name, "the score field"):
             return
-        fields = output_fields(name)
-        if params.get("label_field") in fields.values():
-            _invalid(prop, "The label field %r would be overwritten; choose another score field." % params["label_field"])
+        if params.get("label_field") and not _check(prop, options.check_label_field, params["label_field"], name):
             return
-        existing = [f for f in fields.values() if dataset.has_field(f)]
-        previous = name in [i.key for i in runs.segqual_runs(dataset)]
+        fields = options.output_fields(name)
+        try:
+            existing, previous = overwrite_state(dataset, fields, name)
+        except SegQualError as e:
+            _invalid(prop, str(e))
+            return
         if existing and previous:
             inputs.view(
                 "replaces",
@@ -449,8 +434,8 @@ class ComputeLabelQuality(foo.Operator):
 
 def _score_field_input(inputs, ctx, description):
     """The score field picker shared by sort and tag. Returns (name, ok)."""
-    choices = runs.score_field_choices(ctx.dataset)
-    default = choices[0] if choices else runs.DEFAULT_SCORE_FIELD
+    choices = queries.score_field_choices(ctx.dataset)
+    default = choices[0] if choices else DEFAULT_SCORE_FIELD
     prop = inputs.enum(
         "score_field",
         choices or [default],
@@ -492,12 +477,11 @@ class SortByLabelQuality(foo.Operator):
         return types.Property(inputs, view=types.View(label="Sort by label quality"))
 
     def execute(self, ctx):
-        score_field = ctx.params.get("score_field") or runs.default_score_field(ctx.dataset)
-        view = ctx.target_view().exists(score_field)
+        score_field = ctx.params.get("score_field") or queries.default_score_field(ctx.dataset)
+        view = queries.worst_first(ctx.target_view(), score_field)
         if ctx.params.get("only_issues"):
-            num_issues = runs.run_fields(ctx.dataset, score_field)["num_issues"]
+            num_issues = queries.run_fields(ctx.dataset, score_field)["num_issues"]
             view = view.match(F(num_issues) > 0)
-        view = view.sort_by(score_field)
         ctx.ops.set_view(view=view)
         return {"score_field": score_field, "num_samples": len(view)}
 
@@ -555,14 +539,14 @@ class TagLabelIssues(foo.Operator):
         )
         if ctx.params.get("tag_regions"):
             inputs.str("region_tag", default=DEFAULT_TAG, label="Region tag")
-            if ok and not ctx.dataset.has_field(runs.run_fields(ctx.dataset, score_field)["regions"]):
+            if ok and not ctx.dataset.has_field(queries.run_fields(ctx.dataset, score_field)["regions"]):
                 prop = inputs.view("no_regions", types.Warning(label="This run has no regions field"))
                 _invalid(prop, "no regions field")
         return types.Property(inputs, view=types.View(label="Tag label issues"))
 
     def execute(self, ctx):
         params = ctx.params
-        score_field = params.get("score_field") or runs.default_score_field(ctx.dataset)
+        score_field = params.get("score_field") or queries.default_score_field(ctx.dataset)
         view = ctx.target_view().exists(score_field)
         if params.get("mode", "worst") == "worst":
             view = view.sort_by(score_field).limit(int(params.get("k", 20)))
@@ -576,7 +560,7 @@ class TagLabelIssues(foo.Operator):
         view.tag_samples(tag)
         num_regions = 0
         if params.get("tag_regions"):
-            regions = runs.run_fields(ctx.dataset, score_field)["regions"]
+            regions = queries.run_fields(ctx.dataset, score_field)["regions"]
             view.tag_labels(params.get("region_tag") or tag, label_fields=regions)
             num_regions = view.count("%s.detections" % regions)
         if not ctx.delegated:

@@ -17,7 +17,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from . import runs
+from segqual_fo.fo import queries
 
 #: Rows of the confusion table (most issue pixels first).
 TOP_CONFUSIONS = 15
@@ -173,7 +173,7 @@ class LabelQualityPanel(foo.Panel):
         score_field = ctx.panel.state.score_field
         if not isinstance(row, int) or not 0 <= row < len(rows) or not score_field:
             return
-        regions = runs.run_fields(ctx.dataset, score_field)["regions"]
+        regions = queries.run_fields(ctx.dataset, score_field)["regions"]
         given, predicted = rows[row]["given_label"], rows[row]["predicted_label"]
         view = confusion_view(ctx.dataset, score_field, regions, given, predicted)
         ctx.ops.set_view(view=view)
@@ -191,7 +191,7 @@ class LabelQualityPanel(foo.Panel):
 
     def _load(self, ctx, score_field=None):
         dataset = ctx.dataset
-        choices = runs.score_field_choices(dataset)
+        choices = queries.score_field_choices(dataset)
         if score_field not in choices:
             previous = ctx.panel.state.score_field
             score_field = previous if previous in choices else (choices[0] if choices else None)
@@ -200,7 +200,7 @@ class LabelQualityPanel(foo.Panel):
             ctx.panel.state.set(state)
             return
 
-        fields = runs.run_fields(dataset, score_field)
+        fields = queries.run_fields(dataset, score_field)
         scores = [s for s in dataset.values(score_field) if s is not None]
         edges, counts = histogram_bins(scores)
         centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from segqual_fo.adapters.masks import VOID_VALUE
+from segqual_fo.adapters.masks import VOID_VALUE, void_value
 from segqual_fo.errors import InvalidFileError, InvalidInputError
 
 
@@ -56,10 +56,6 @@ def coco_classes(coco) -> Tuple[List[str], Dict[int, int]]:
     if len(set(names)) != len(names):
         raise InvalidInputError("COCO category names are not unique.")
     return names, {int(c["id"]): k for k, c in enumerate(cats)}
-
-
-def void_value(num_classes: int) -> int:
-    return VOID_VALUE if num_classes < VOID_VALUE else 65535
 
 
 def coco_annotations_to_label_mask(

@@ -34,6 +34,12 @@ from segqual_fo.errors import InvalidInputError, InvalidLabelsError
 VOID_VALUE = 255
 
 
+def void_value(num_classes: int) -> int:
+    """The mask value of unlabelled pixels in masks we rasterise (COCO,
+    Detections): 255, or 65535 (16-bit masks) when 255 is a class."""
+    return VOID_VALUE if num_classes < VOID_VALUE else 65535
+
+
 def _is_hex_color(x: Any) -> bool:
     return isinstance(x, str) and len(x) == 7 and x.startswith("#")
 

@@ -2,7 +2,9 @@
 
 - :mod:`~segqual_fo.writers.files`: heatmap and issue-mask PNGs, written
   atomically, named from sample ids only;
-- :mod:`~segqual_fo.writers.regions`: connected issue regions as plain data.
+- :mod:`~segqual_fo.writers.regions`: connected issue regions as plain data;
+- :mod:`~segqual_fo.writers.documents`: the output labels as database
+  documents (plain dicts).
 
-Neither imports fiftyone; the FiftyOne objects are built by the pipeline.
+None imports fiftyone (Dask workers use them).
 """

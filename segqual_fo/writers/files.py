@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from typing import Optional, Tuple
 
 import numpy as np
 
 from segqual_fo.errors import InvalidInputError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: How :func:`output_path` names files for FiftyOne sample ids (24 hex
+#: digits) and run tokens (8 hex digits): only files named so are ever
+#: deleted by a run.
+_OUTPUT_NAME = re.compile(r"^(?P<id>[0-9a-f]{24})-(?P<token>[0-9a-f]{8})_(?P<kind>heatmap|issues)\.png$")
 
 #: Heatmaps are stored as 8-bit PNGs: value = round(255 * (1 - pixel score)).
 HEATMAP_SCALE = 255
@@ -35,6 +40,26 @@ def output_path(output_dir: str, score_field: str, sample_id: str, kind: str, to
         if not _SAFE_ID.match(str(value)):
             raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
     return os.path.join(output_dir, score_field, f"{sample_id}-{token}_{kind}.png")
+
+
+def parse_output_name(name: str) -> Optional[Tuple[str, str, str]]:
+    """``(sample id, token, kind)`` of a file name :func:`output_path` made
+    for a FiftyOne sample, else None."""
+    m = _OUTPUT_NAME.match(os.path.basename(name or ""))
+    return (m.group("id"), m.group("token"), m.group("kind")) if m else None
+
+
+def is_own_output(path: str, sample_id: str) -> bool:
+    """Whether ``path`` is named like a file segqual wrote for this sample
+    (only those are ever deleted; a path a user put in the field is not)."""
+    parsed = parse_output_name(path)
+    return parsed is not None and parsed[0] == sample_id
+
+
+def token_of(path: Optional[str]) -> Optional[str]:
+    """The run token in one of our output file names, else None."""
+    parsed = parse_output_name(path) if path else None
+    return parsed[1] if parsed else None
 
 
 def write_png_atomic(path: str, image: np.ndarray) -> None:

@@ -13,9 +13,9 @@ WORKER_ENV = {"FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9/?serverSelectionTi
 
 
 def worker_cluster(**kwargs):
-    """``segqual_fo.distributed.local_cluster(2)`` with the workers' database
+    """``segqual_fo.execution.dask.local_cluster(2)`` with the workers' database
     pointed at a closed port; yields a Client."""
-    from segqual_fo.distributed import local_cluster
+    from segqual_fo.execution.dask import local_cluster
 
     return local_cluster(2, env=WORKER_ENV, **kwargs)
 

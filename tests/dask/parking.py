@@ -2,7 +2,7 @@
 there: a real signal (a marker file holding the worker's pid), no race.
 
 :func:`install` runs on every worker (``client.run``). It wraps one of the
-task functions of :mod:`segqual_fo.distributed`; tasks find it by module
+task functions of :mod:`segqual_fo.execution.dask`; tasks find it by module
 attribute when they are unpickled, so they run the wrapper. The wrapper runs
 the task in full (its outputs are on disk), then the first worker to get
 there creates the marker (atomically, ``O_EXCL``) and blocks forever without
@@ -15,7 +15,7 @@ Light on purpose: workers import this module, and it imports no FiftyOne.
 import os
 import time
 
-import segqual_fo.distributed as tasks
+import segqual_fo.execution.dask as tasks
 
 
 def install(marker: str, task: str) -> None:

@@ -38,4 +38,4 @@ def test_unreachable_scheduler_is_one_clear_line(make_dataset, tmp_path, rng, ca
     assert "cannot reach a Dask scheduler at 'tcp://127.0.0.1:9'" in err and "dask scheduler" in err
     assert "Traceback" not in err
     assert _score(ds, tmp_path, "lq", "--workers", "0") == 2
-    assert "--workers must be at least 1" in capsys.readouterr().err
+    assert "number of workers must be a positive integer" in capsys.readouterr().err

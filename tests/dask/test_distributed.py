@@ -17,7 +17,7 @@ import fiftyone as fo
 from segqual_fo import compute_label_quality
 from segqual_fo.core import IssueFinder
 from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError
-from segqual_fo.pipeline import output_fields
+from segqual_fo.options import output_fields
 from tests.fo.helpers import segmentation_dataset
 
 
@@ -197,8 +197,8 @@ def test_bad_executor_is_refused_before_anything_is_written(make_dataset, tmp_pa
 def test_storage_not_shared_is_a_clear_error(tmp_path):
     """What a client sees when workers write where it cannot read (the
     guards themselves; a real split file system cannot be made here)."""
-    from segqual_fo.distributed import NotSharedError, _check_shared_output, _SharedCache
-    from segqual_fo.pipeline import _Scored
+    from segqual_fo.execution.dask import NotSharedError, _check_shared_output, _SharedCache
+    from segqual_fo.execution.job import Scored as _Scored
 
     rec = _Scored("abc", 0.5, 0, str(tmp_path / "missing_heatmap.png"), None, [], np.empty(0), np.empty(0))
     with pytest.raises(NotSharedError, match="storage that the client and every worker see"):

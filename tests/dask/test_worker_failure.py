@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from segqual_fo import compute_label_quality
-from segqual_fo.pipeline import output_fields
+from segqual_fo.options import output_fields
 from tests.dask import parking
 from tests.dask.conftest import worker_cluster
 from tests.dask.test_distributed import NAMES, assert_same_outputs

@@ -9,7 +9,8 @@ import fiftyone as fo
 
 from segqual_fo import compute_label_quality
 from segqual_fo.adapters.coco import coco_annotations_to_label_mask, coco_classes, load_coco
-from segqual_fo.adapters.fiftyone_labels import detections_to_mask
+from segqual_fo.adapters.labels import instances_to_mask
+from segqual_fo.fo.inputs import detections_to_instances
 from tests.core.helpers import plausible_model
 
 from tests.shared_data import shared_data
@@ -71,7 +72,7 @@ def test_fiftyone_detections_rasterise_like_pycocotools(coco, coco_dataset):
     class_index = {n: k for k, n in enumerate(names)}
     for sample in coco_dataset.iter_samples():
         w, h = sample.metadata.width, sample.metadata.height
-        ours = detections_to_mask(sample.ground_truth, (w, h), class_index)
+        ours = instances_to_mask(detections_to_instances(sample.ground_truth), (w, h), class_index)
         ref = coco_annotations_to_label_mask(coco, by_file[os.path.basename(sample.filepath)], index)
         assert (ours != ref).sum() <= 0.0005 * ours.size  # within rounding of a few boundary pixels
 

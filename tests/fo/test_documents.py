@@ -2,8 +2,10 @@
 
 import numpy as np
 
-from segqual_fo import compute_label_quality, documents
-from segqual_fo.pipeline import output_fields
+from segqual_fo import compute_label_quality
+from segqual_fo.fo import documents
+from segqual_fo.writers import documents as plain_documents
+from segqual_fo.options import output_fields
 from tests.fo.helpers import segmentation_dataset
 
 
@@ -12,7 +14,7 @@ def test_documents_match_this_fiftyone():
 
 
 def test_a_layout_change_is_detected(monkeypatch):
-    monkeypatch.setattr(documents, "HEATMAP_RANGE", [0, 255])  # ints, not doubles
+    monkeypatch.setattr(plain_documents, "HEATMAP_RANGE", [0, 255])  # ints, not doubles
     assert not documents.matches_fiftyone(documents.example_regions())
 
 

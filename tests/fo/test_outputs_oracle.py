@@ -31,7 +31,9 @@ import pytest
 
 import fiftyone as fo
 
-from segqual_fo import compute_label_quality, documents
+from segqual_fo import compute_label_quality
+from segqual_fo.fo import documents
+from segqual_fo.writers import documents as plain_documents
 
 H, W = 12, 16
 NAMES = ["road", "car", "sky"]
@@ -280,7 +282,7 @@ def test_min_region_area_is_inclusive(make_dataset, tmp_path):
 
 
 def test_fast_documents_are_in_use():
-    # the pipeline writes the documents built by segqual_fo.documents only
+    # the pipeline writes the documents built by segqual_fo.writers.documents only
     # when they equal FiftyOne's own serialisation; with the installed
     # FiftyOne they must (otherwise every run silently takes the slow path)
     assert documents.matches_fiftyone(documents.example_regions())
@@ -292,7 +294,7 @@ def test_region_documents_by_hand():
     mask = np.array([[True, False, False], [True, True, True]])
     region = IssueRegion((0.125, 0.25, 0.375, 0.5), mask, 2, 0, 4, 0.1875)
     for dets in (
-        fo.Detections.from_dict(documents.detections_doc([region], NAMES)),
+        fo.Detections.from_dict(plain_documents.detections_doc([region], NAMES)),
         documents.regions_to_detections([region], NAMES),
     ):
         (d,) = dets.detections
@@ -300,5 +302,5 @@ def test_region_documents_by_hand():
         assert d.bounding_box == [0.125, 0.25, 0.375, 0.5]
         assert d["area"] == 4 and d["mean_score"] == 0.1875
         np.testing.assert_array_equal(d.mask, mask)
-    doc = documents.heatmap_doc("/x/h.png")
+    doc = plain_documents.heatmap_doc("/x/h.png")
     assert doc["map_path"] == "/x/h.png" and doc["range"] == [0.0, 255.0]

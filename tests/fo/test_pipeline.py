@@ -11,7 +11,7 @@ import fiftyone as fo
 from segqual_fo import compute_label_quality
 from segqual_fo.core import find_label_issues, get_label_quality_scores
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, InvalidLabelsError, ShapeMismatchError
-from segqual_fo.pipeline import output_fields
+from segqual_fo.options import output_fields
 from tests.fo.helpers import segmentation_dataset
 
 NAMES = ["sky", "road", "car", "tree"]

@@ -12,7 +12,7 @@ from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionError, ExecutionRunState
 
 from segqual_fo import compute_label_quality
-from segqual_fo.pipeline import output_fields
+from segqual_fo.options import output_fields
 from tests.plugin.conftest import uri
 from tests.plugin.helpers import invalid, resolve_inputs, run, triggered
 
@@ -68,9 +68,9 @@ def test_form_offers_the_selection_as_target(demo_dataset):
         ({"label_field": "weather"}, "label_field", "not a Segmentation/Detections field"),
         ({"probs_field": "note"}, "probs_field", "expected paths of .npy or .npz"),
         ({"probs_source": "dir", "probs_dir": "/nonexistent/probs"}, "probs_dir", "is not a directory"),
-        ({"temperature": 0}, "temperature", "must be > 0"),
+        ({"temperature": 0}, "temperature", "positive finite number"),
         ({"method": "num_pixel_issues", "downsample": 0}, "downsample", "positive integer"),
-        ({"score_field": "bad name"}, "score_field", "is not a field name"),
+        ({"score_field": "bad name"}, "score_field", "must be a field name"),
         ({"score_field": "ground_truth"}, "overwrite", "tick Overwrite"),
     ],
 )
@@ -101,7 +101,7 @@ def test_form_without_label_fields_is_invalid(make_dataset, demo_records):
 
 
 def test_invalid_params_are_refused_with_the_form_message(demo_dataset):
-    with pytest.raises(ExecutionError, match="must be > 0"):
+    with pytest.raises(ExecutionError, match="positive finite number"):
         run(OP, demo_dataset, {"label_field": "ground_truth", "probs_field": "pred_probs_path", "temperature": -1})
     assert not demo_dataset.has_field("label_quality")
 
@@ -252,7 +252,7 @@ def test_delegated_run_completes_through_the_service(make_dataset, demo_records,
 
 def test_execute_on_a_dask_scheduler(make_dataset, demo_records, tmp_path):
     """The form's "Dask scheduler" field runs the scoring on that cluster."""
-    from segqual_fo.distributed import local_cluster
+    from segqual_fo.execution.dask import local_cluster
 
     ds_op, ds_api = make_dataset(demo_records), make_dataset(demo_records)
     common = {"label_field": "ground_truth", "probs_field": "pred_probs_path", "method": "num_pixel_issues"}

@@ -37,7 +37,7 @@ PARK_IN_PROGRESS = """
 #: Child code that parks right after the ``{park_after}``-th database commit.
 PARK_AFTER_COMMITS = """
     import time
-    import segqual_fo.commit as C
+    import segqual_fo.fo.commit as C
     real_flush = C.FieldCommitter.flush
     flushes = []
     def flush(self):

@@ -11,7 +11,7 @@ import pytest
 import fiftyone as fo
 
 from segqual_fo import compute_label_quality
-from segqual_fo.commit import token_of
+from segqual_fo.writers.files import token_of
 from segqual_fo.core import get_label_quality_scores
 from tests.reliability.children import PARK_AFTER_COMMITS, child, persistent, scoring_child, wait_parked  # noqa: F401
 

@@ -12,8 +12,8 @@ import pytest
 import fiftyone.core.odm as foo
 
 from segqual_fo import compute_label_quality
-from segqual_fo.checkpoint import COLLECTION as CHECKPOINTS
-from segqual_fo.commit import token_of
+from segqual_fo.fo.checkpoint import COLLECTION as CHECKPOINTS
+from segqual_fo.writers.files import token_of
 from segqual_fo.core import find_label_issues, get_label_quality_scores
 from segqual_fo.errors import InvalidInputError
 from tests.reliability.children import PARK_IN_PROGRESS, persistent, scoring_child, wait_parked  # noqa: F401

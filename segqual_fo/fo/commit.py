@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import re
 from typing import Any, Dict, Iterable, List, Optional, Set
 
 from bson import ObjectId
@@ -27,13 +26,13 @@ import fiftyone as fo
 from pymongo import UpdateOne
 
 from segqual_fo.errors import FiftyOneInputError
+from segqual_fo.writers.files import is_own_output, parse_output_name
 
 logger = logging.getLogger(__name__)
 
 #: Attributes of the region detections, declared so the App can filter them.
 REGION_ATTRIBUTES = {"predicted_label": fo.StringField, "area": fo.IntField, "mean_score": fo.FloatField}
 
-_OUTPUT_NAME = re.compile(r"^(?P<id>[0-9a-f]{24})-(?P<token>[0-9a-f]{8})_(?P<kind>heatmap|issues)\.png$")
 
 
 def _check_types(schema, types) -> None:
@@ -136,7 +135,7 @@ class FieldCommitter:
     ) -> None:
         """Queues one sample's values (field name -> value, None clears);
         ``raw`` values are database documents already (see
-        :mod:`segqual_fo.documents`)."""
+        :mod:`segqual_fo.writers.documents`)."""
         self._pending.append((sample_id, values, list(old_files), set(new_files), raw))
         if len(self._pending) >= self.batch_size:
             self.flush()
@@ -204,26 +203,11 @@ def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) ->
             _remove_quietly(os.path.join(directory, name))
             removed += 1
             continue
-        m = _OUTPUT_NAME.match(name)
-        if m is None or m.group("id") not in sample_ids:
+        parsed = parse_output_name(name)
+        if parsed is None or parsed[0] not in sample_ids:
             continue
         path = os.path.join(directory, name)
         if path not in referenced:
             _remove_quietly(path)
             removed += 1
     return removed
-
-
-def is_own_output(path: str, sample_id: str) -> bool:
-    """Whether ``path`` is named like a file segqual wrote for this sample
-    (only those are ever deleted; a path a user put in the field is not)."""
-    m = _OUTPUT_NAME.match(os.path.basename(path or ""))
-    return bool(m) and m.group("id") == sample_id
-
-
-def token_of(path: Optional[str]) -> Optional[str]:
-    """The run token in one of our output file names, else None."""
-    if not path:
-        return None
-    m = _OUTPUT_NAME.match(os.path.basename(path))
-    return m.group("token") if m else None

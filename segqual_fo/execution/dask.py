@@ -2,6 +2,8 @@
 
 ``compute_label_quality(..., executor=client)`` (CLI: ``segqual score
 --scheduler ADDRESS`` or ``--workers N``) runs the scoring as Dask tasks.
+The tasks run :mod:`segqual_fo.execution.job` on plain data: workers import
+no FiftyOne module.
 The workers never touch the database: this process (the client) reads from
 FiftyOne what each sample needs (ids, probability paths, label references:
 a mask path, an inline mask, or the Detections and image size), ships it
@@ -48,12 +50,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional
 
-import fiftyone.core.utils as fou
-
 from segqual_fo.core.issues import DirectoryCache, IssueFinder
 from segqual_fo.core.stream import issue_image_result
 from segqual_fo.errors import InvalidInputError, SegQualError
-from segqual_fo.pipeline import _image_outputs
+from segqual_fo.execution.job import image_outputs
+from segqual_fo.options import check_workers
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +140,7 @@ def local_cluster(n_workers: int, threads_per_worker: int = 1, **kwargs) -> Iter
     import dask
     from distributed import Client, LocalCluster
 
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise InvalidInputError(f"the number of workers must be a positive integer, got {n_workers!r}.")
+    check_workers(n_workers)
     options = dict(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
@@ -209,7 +209,7 @@ def score_shard(job, shard: _Shard) -> list:
             out.append(job.failed(images, result.index, result.error))
         else:
             j = result.index
-            out.append(_image_outputs(result, shard.ids[j], job.output, shard.write[j]))
+            out.append(image_outputs(result, shard.ids[j], job.output, shard.write[j]))
     return out
 
 
@@ -263,7 +263,7 @@ def emit_shard(job, masker, shard: _Shard) -> list:
         except Exception as e:
             out.append(job.failed(images, j, e))
             continue
-        out.append(_image_outputs(result, shard.ids[j], job.output, shard.write[j]))
+        out.append(image_outputs(result, shard.ids[j], job.output, shard.write[j]))
     return out
 
 
@@ -328,7 +328,7 @@ class _Runner:
             raise
 
 
-def run_on_dask(executor, job, inputs, stream, collector, *, progress=None, shard_size=None) -> None:
+def run_on_dask(executor, job, inputs, stream, collector, progress_bar, *, shard_size=None) -> None:
     """Scores the samples ``stream`` (for the issue count, every one) on Dask and
     hands each image's record to ``collector`` (see the module docs); the
     caller has checked ``executor`` (:func:`check_executor`)."""
@@ -346,7 +346,7 @@ def run_on_dask(executor, job, inputs, stream, collector, *, progress=None, shar
                     ids=[inputs.ids[i] for i in part],
                     filepaths=[inputs.filepaths[i] for i in part],
                     probs_paths=[inputs.probs_paths[i] for i in part],
-                    labels=[inputs.ref_of(i) for i in part],
+                    labels=[inputs.label_ref(i) for i in part],
                     write=[inputs.ids[i] not in inputs.done for i in part],
                     num_valid=None if num_valid is None else [num_valid[i] for i in part],
                 )
@@ -361,20 +361,20 @@ def run_on_dask(executor, job, inputs, stream, collector, *, progress=None, shar
             return take
 
         if job.method == "softmin":
-            with fou.ProgressBar(total=len(stream), progress=progress, iters_str="images") as pb:
+            with progress_bar(len(stream)) as pb:
                 runner.run(score_shard, shards(stream), take_records(pb), job, while_waiting=collector.prepare)
             return
-        _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress, size)
+        _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress_bar, size)
 
 
-def _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress, size) -> None:
+def _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress_bar, size) -> None:
     client = runner.client
     finder = IssueFinder(job.num_classes, ignore_index=job.ignore, downsample=job.downsample)
     num_valid = {}
     failed = []
     cache_owner = DirectoryCache(job.cache_dir, remove=True)  # removed at the end
     try:
-        with fou.ProgressBar(total=2 * n, progress=progress, iters_str="images") as pb:
+        with progress_bar(2 * n) as pb:
 
             def take_scan(result):
                 stats, valid, failures = result

@@ -12,7 +12,7 @@ order-free fingerprint of their ids (the sum of the ids as integers). A
 process killed between a commit and its checkpoint leaves one batch
 uncovered; a resume then sees that the checkpoint does not describe the
 samples it finds committed and re-reads them instead (see
-:func:`segqual_fo.pipeline.compute_label_quality`). The checkpoint stays
+:func:`segqual_fo.compute_label_quality`). The checkpoint stays
 after the run completes (it then holds the final totals), so resuming a
 finished run reads nothing; the next run under the key replaces it.
 """
@@ -103,3 +103,13 @@ class RunCheckpoint:
 
     def delete(self) -> None:
         self._collection().delete_one({"_id": self._id})
+
+    def move_to(self, score_field: str) -> None:
+        """Files the checkpoint under another key (a renamed run)."""
+        doc = self._collection().find_one({"_id": self._id})
+        if doc is None:
+            return
+        dataset_id = self._id.rsplit("/", 1)[0]
+        doc["_id"] = f"{dataset_id}/{score_field}"
+        self._collection().replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        self.delete()

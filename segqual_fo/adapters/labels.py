@@ -1,29 +1,44 @@
-"""FiftyOne labels to label masks: ``fo.Segmentation`` and ``fo.Detections``.
+"""Label files and instance labels to label masks (no FiftyOne here).
 
-``fo.Segmentation``: the mask comes from ``mask`` (stored in the database) or
-``mask_path`` (a PNG, 8/16-bit or RGB), read as stored.
-
-``fo.Detections`` with instance masks (what FiftyOne's COCO importer makes):
-rasterised to a semantic mask at the image size (each instance mask pasted
-where the importer cut it, see :func:`_render`), using the same rule as
-:mod:`segqual_fo.adapters.coco`: uncovered pixels are void (255), larger
-objects are painted first so smaller ones stay visible, crowd objects
-(attribute ``iscrowd`` truthy) are void except where another object covers
-them. Detections without an instance mask fill their bounding box.
+- Mask files (what ``fo.Segmentation.mask_path`` points to): a PNG, 8/16-bit
+  or RGB, read as stored (:func:`read_mask_file`).
+- Instance labels (what FiftyOne's ``fo.Detections`` with instance masks
+  hold, e.g. from its COCO importer), given as plain :class:`Instance`
+  records (the FiftyOne layer converts them, so that Dask workers decode
+  without importing FiftyOne): rasterised to a semantic mask at the image
+  size (each instance mask pasted where the importer cut it, see
+  :func:`_render`), using the same rule as :mod:`segqual_fo.adapters.coco`:
+  uncovered pixels are void (255), larger objects are painted first so
+  smaller ones stay visible, crowd objects are void except where another
+  object covers them. Instances without a mask fill their bounding box.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
-
-import fiftyone as fo
 
 from segqual_fo.adapters.masks import VOID_VALUE
 from segqual_fo.errors import FiftyOneInputError, InvalidFileError
 
-SUPPORTED_LABEL_TYPES = (fo.Segmentation, fo.Detections)
+
+@dataclass
+class Instance:
+    """One object of an instance label (a ``fo.Detection``'s essentials).
+
+    Attributes:
+        label: class name
+        bounding_box: [x, y, w, h] relative to the image, in [0, 1]
+        mask: (h, w) instance mask inside the box, or None (the whole box)
+        iscrowd: a COCO crowd region (void unless another object covers it)
+    """
+
+    label: str
+    bounding_box: Tuple[float, float, float, float]
+    mask: Optional[np.ndarray] = None
+    iscrowd: bool = False
 
 
 def read_mask_file(path: str) -> np.ndarray:
@@ -46,20 +61,7 @@ def read_mask_file(path: str) -> np.ndarray:
     return m
 
 
-def segmentation_mask(label: "fo.Segmentation") -> np.ndarray:
-    """The stored mask of a ``fo.Segmentation`` (inline or from mask_path)."""
-    if label.mask is not None:
-        return np.asarray(label.mask)
-    if label.mask_path:
-        return read_mask_file(label.mask_path)
-    raise FiftyOneInputError("the Segmentation has neither a mask nor a mask_path.")
-
-
-def _is_crowd(det) -> bool:
-    return bool(det.has_field("iscrowd") and det.get_field("iscrowd"))
-
-
-def _area(det) -> float:
+def _area(det: Instance) -> float:
     if det.mask is not None:
         bw, bh = det.bounding_box[2], det.bounding_box[3]
         m = np.asarray(det.mask)
@@ -67,7 +69,7 @@ def _area(det) -> float:
     return float(det.bounding_box[2] * det.bounding_box[3])
 
 
-def _render(canvas_shape: Tuple[int, int], det) -> Tuple[np.ndarray, Tuple[int, int]]:
+def _render(canvas_shape: Tuple[int, int], det: Instance) -> Tuple[np.ndarray, Tuple[int, int]]:
     """(object mask clipped to the image, (x0, y0)) in pixels.
 
     The instance mask is the crop of the full-image mask at
@@ -95,8 +97,8 @@ def _render(canvas_shape: Tuple[int, int], det) -> Tuple[np.ndarray, Tuple[int, 
     return obj, (cx0, cy0)
 
 
-def detections_to_mask(
-    detections: Optional["fo.Detections"],
+def instances_to_mask(
+    instances: Optional[Sequence[Instance]],
     frame_size: Tuple[int, int],
     class_index: Dict[str, int],
     *,
@@ -106,7 +108,7 @@ def detections_to_mask(
     """Semantic (H,W) mask from instance detections (see the module docs).
 
     Args:
-        detections: a ``fo.Detections`` (None: an image with no objects)
+        instances: the image's objects (None or empty: no objects)
         frame_size: (width, height) of the image
         class_index: detection label -> class index
         void (255): value of uncovered and crowd pixels
@@ -118,12 +120,12 @@ def detections_to_mask(
     w, h = frame_size
     dtype = np.uint8 if void <= 255 else np.uint16
     out = np.full((h, w), void, dtype=dtype)
-    if detections is None:
+    dets = list(instances or [])
+    if not dets:
         return out
-    dets = list(detections.detections or [])
     painted = np.zeros((h, w), dtype=bool)
-    crowds = [d for d in dets if _is_crowd(d)]
-    things = [d for d in dets if not _is_crowd(d)]
+    crowds = [d for d in dets if d.iscrowd]
+    things = [d for d in dets if not d.iscrowd]
     for det in sorted(things, key=_area, reverse=True):
         if det.label not in class_index:
             raise FiftyOneInputError(
