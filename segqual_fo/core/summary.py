@@ -192,7 +192,9 @@ def common_label_issues(
     return frame
 
 
-def filter_by_class(class_index: Any, issues: Any, labels: Any, pred_probs: Any) -> Any:
+def filter_by_class(
+    class_index: Any, issues: Any, labels: Any, pred_probs: Any, *, ignore_index: Any = None
+) -> Any:
     """Keeps the issues whose given or predicted class is ``class_index``.
 
     Drop-in for ``cleanlab.segmentation.summary.filter_by_class``; also takes
@@ -204,17 +206,20 @@ def filter_by_class(class_index: Any, issues: Any, labels: Any, pred_probs: Any)
         issues: bool issue masks, (N,H,W) or a sequence of (H,W)
         labels: the labels, (N,H,W) or a sequence of (H,W)
         pred_probs: the probabilities, (N,K,H,W) or a sequence of (K,H,W)
+        ignore_index (None): label value(s) whose pixels are never kept
+            (beyond cleanlab)
 
     Returns:
         bool masks shaped like ``issues``: (N,H,W) when all images share a
         size, else a list of (H,W) arrays
     """
+    ignore = normalize_ignore_index(ignore_index)
     source = ImageSource(labels, pred_probs)
     if len(issues) != source.n:
         raise ShapeMismatchError(f"issues holds {len(issues)} images, labels {source.n}.")
     out = PerImageOutput(source, dtype=bool)
     for i in range(source.n):
-        m, given, pred = _issue_pixels(issues[i], source.labels(i), source.probs(i), i)
+        m, given, pred = _issue_pixels(issues[i], source.labels(i), source.probs(i), i, ignore)
         keep = np.zeros(m.shape, dtype=bool)
         keep[m] = np.isin(given, class_index) | np.isin(pred, class_index)
         out[i] = keep

@@ -166,3 +166,9 @@ def test_filter_by_class_takes_mixed_sizes(rng):
     out = filter_by_class(1, issues, labels, probs)
     for o, lab, p, m in zip(out, labels, probs, issues):
         np.testing.assert_array_equal(o, cl_summary.filter_by_class(1, m[None], lab[None], p[None])[0])
+    # pixels labelled with an ignored value are dropped, even when their
+    # argmax is the class asked for
+    labels[0][:3] = 255
+    out = filter_by_class(1, issues, labels, probs, ignore_index=255)
+    assert not out[0][:3].any()
+    np.testing.assert_array_equal(out[0][3:], filter_by_class(1, issues, labels, probs)[0][3:])
