@@ -48,3 +48,9 @@ class InvalidFileError(InvalidInputError):
 
 class FiftyOneInputError(InvalidInputError):
     """A dataset, field or sample does not have what the operation needs."""
+
+
+class UnnormalizedProbabilitiesWarning(UserWarning):
+    """``pred_probs`` are finite and non-negative but do not sum to 1 over the
+    classes; the cleanlab-compatible functions use them as given (as cleanlab
+    does) and warn once per call."""

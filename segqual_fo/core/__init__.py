@@ -5,8 +5,11 @@ Legend: N images, K classes, H x W pixels. ``labels`` are class indices,
 
 Drop-in functions (cleanlab's names and semantics, more inputs):
 :func:`get_label_quality_scores`, :func:`find_label_issues`,
-:func:`issues_from_scores`, :func:`common_label_issues`,
-:func:`filter_by_class`, :func:`softmin`, :data:`METHODS`.
+:func:`issues_from_scores`, :func:`common_label_issues` (a pandas
+DataFrame; pandas is imported when it is called), :func:`filter_by_class`,
+:func:`display_issues` (matplotlib, imported when it is called),
+:func:`softmin`, :data:`METHODS`. Like cleanlab they accept unnormalised
+class scores, used as given with one warning per call.
 
 Streaming (one image at a time, bounded memory): :func:`iter_label_quality`
 yields one :class:`ImageResult` per image from lazy sequences; its building
@@ -15,6 +18,7 @@ thresholds and selects issues across a dataset, :func:`image_softmin_score`
 pools one image.
 """
 
+from segqual_fo.core.display import display_issues
 from segqual_fo.core.filter import find_label_issues
 from segqual_fo.core.issues import DirectoryCache, IssueFinder, IssueSelection, MemoryCache
 from segqual_fo.core.pixel import PixelEvidence, pixel_evidence
@@ -45,6 +49,7 @@ __all__ = [
     "PixelEvidence",
     "common_label_issues",
     "confusion_rows",
+    "display_issues",
     "filter_by_class",
     "find_label_issues",
     "get_label_quality_scores",

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import numbers
 import os
+import threading
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
-from segqual_fo.errors import InvalidInputError, ShapeMismatchError
+from segqual_fo.errors import InvalidInputError, ShapeMismatchError, UnnormalizedProbabilitiesWarning
+
+#: Values of ``unnormalized=``: what to do with finite, non-negative class
+#: scores that do not sum to 1.
+UNNORMALIZED_MODES = ("warn", "error")
 
 
 def normalize_ignore_index(ignore_index: Any) -> Tuple[int, ...]:
@@ -68,6 +74,65 @@ def check_temperature(temperature: Any) -> float:
             "(10) approach the mean; the default is 0.1."
         )
     return t
+
+
+def check_unnormalized(mode: Any) -> bool:
+    """Validates ``unnormalized=``; returns whether such scores are accepted."""
+    if mode not in UNNORMALIZED_MODES:
+        raise InvalidInputError(
+            f"unnormalized must be one of {', '.join(repr(m) for m in UNNORMALIZED_MODES)}; "
+            f"got {mode!r}."
+        )
+    return mode == "warn"
+
+
+class UnnormalizedLog:
+    """Collects the images of one call whose class scores do not sum to 1
+    (thread-safe), so that the call warns once, naming the first of them.
+
+    Args:
+        total: number of images in the call
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+        self.count = 0
+        self.first: Optional[Tuple[int, str]] = None
+        self._lock = threading.Lock()
+
+    def add(self, evidence: Any, start: int) -> None:
+        """Records the flagged images of a :class:`PixelEvidence` whose first
+        image is image ``start``."""
+        flags = getattr(evidence, "unnormalized", None)
+        if flags is None:
+            return
+        flags = np.atleast_1d(flags)
+        n = int(np.count_nonzero(flags))
+        if not n:
+            return
+        position = start + int(np.argmax(flags))
+        with self._lock:
+            self.count += n
+            if self.first is None or position < self.first[0]:
+                self.first = (position, evidence.unnormalized_note)
+
+    def message(self, so_far: bool = False) -> str:
+        images = "image" if self.total == 1 else "images"
+        verb = "has" if self.count == 1 else "have"
+        count = f"{'at least ' if so_far else ''}{self.count}"
+        return (
+            f"{count} of {self.total} {images} {verb} class scores that do not sum to 1 "
+            f"({self.first[1]}). They are used as given, as cleanlab does: pixel scores "
+            "are the raw pred_probs[label]. If they are logits, apply a softmax over the "
+            "class axis first; if they are probabilities that lost their normalisation, "
+            "renormalise them (divide by their sum over the class axis). Pass "
+            "unnormalized='error' to raise instead."
+        )
+
+    def warn(self, stacklevel: int = 3, so_far: bool = False) -> None:
+        """Warns if any image was recorded (``so_far``: more may follow)."""
+        if self.count:
+            warnings.warn(self.message(so_far), UnnormalizedProbabilitiesWarning, stacklevel=stacklevel)
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = True) -> Any:

@@ -13,7 +13,9 @@ from typing import Any, Callable, Optional
 from segqual_fo.core._inputs import (
     ImageSource,
     PerImageOutput,
+    UnnormalizedLog,
     check_positive_int,
+    check_unnormalized,
     imap_ordered,
     normalize_ignore_index,
     resolve_n_jobs,
@@ -33,13 +35,16 @@ def run_issue_finder(
     on_image: Optional[Callable] = None,
     cache=None,
     out=None,
+    unnormalized_log: Optional[UnnormalizedLog] = None,
 ) -> IssueFinder:
     """Adds every image of ``source`` to an :class:`IssueFinder` and finishes it.
 
     Images are scanned by ``n_jobs`` threads; ``on_image(i, evidence)`` is
     called in image order with each image's full-resolution
     :class:`~segqual_fo.core.pixel.PixelEvidence`. ``out`` is an optional
-    :class:`PerImageOutput` whose slots receive the pixel scores.
+    :class:`PerImageOutput` whose slots receive the pixel scores. With an
+    ``unnormalized_log``, scores that do not sum to 1 are accepted and
+    recorded there (else they raise).
     """
     finder = IssueFinder(
         source.num_classes,
@@ -47,6 +52,7 @@ def run_issue_finder(
         downsample=downsample,
         check_probs=check_probs,
         cache=cache,
+        allow_unnormalized=unnormalized_log is not None,
     )
 
     def scan(i: int):
@@ -59,6 +65,8 @@ def run_issue_finder(
         with Progress(source.n, "scanning images", verbose) as bar:
             for partial in imap_ordered(scan, source.n, n_jobs):
                 finder.add(partial)
+                if unnormalized_log is not None:
+                    unnormalized_log.add(partial.evidence, partial.index)
                 if on_image is not None:
                     on_image(partial.index, partial.evidence)
                 bar.update()
@@ -81,13 +89,15 @@ def find_label_issues(
     n_jobs: Optional[int] = None,
     check_probs: str = "sample",
     cache=None,
+    unnormalized: str = "warn",
 ) -> Any:
     """Flags the pixels whose given label is likely wrong (confident learning).
 
     Identical to ``cleanlab.segmentation.filter.find_label_issues`` on data
-    without ties, for any input cleanlab accepts; also handles images of
-    different sizes, ignored values, float16/uint8 probabilities, and data
-    larger than memory (pass ``cache=DirectoryCache()``).
+    without ties, for any input cleanlab accepts (unnormalised scores
+    included); also handles images of different sizes, ignored values,
+    float16/uint8 probabilities, and data larger than memory (pass
+    ``cache=DirectoryCache()``).
 
     Args:
         labels: (N,H,W) integer array, or a sequence of (H,W) arrays
@@ -105,10 +115,21 @@ def find_label_issues(
             "none")
         cache (None): where the per-pixel cache lives between passes: None
             (memory) or a :class:`~segqual_fo.core.issues.DirectoryCache`
+        unnormalized ("warn"): finite, non-negative class scores that do not
+            sum to 1: "warn" uses them as given (as cleanlab does) and warns
+            once per call; "error" raises
 
     Returns:
         bool issue masks: (N,H,W) when all images share a size, else a list
         of (H,W) arrays
+
+    Raises:
+        InvalidInputError: (and its subclasses, all ``ValueError``) for bad
+            arguments, shapes, labels, NaN/infinite/negative scores
+
+    Warns:
+        UnnormalizedProbabilitiesWarning: once, when class scores do not sum
+            to 1 and ``unnormalized="warn"``
 
     Example::
 
@@ -123,7 +144,9 @@ def find_label_issues(
     f = check_positive_int(downsample, "downsample", allow_none=False)
     check_positive_int(batch_size, "batch_size")
     ignore = normalize_ignore_index(ignore_index)
+    allow = check_unnormalized(unnormalized)
     source = ImageSource(labels, pred_probs)
+    log = UnnormalizedLog(source.n) if allow else None
     finder = run_issue_finder(
         source,
         ignore=ignore,
@@ -132,6 +155,7 @@ def find_label_issues(
         verbose=verbose,
         n_jobs=resolve_n_jobs(n_jobs),
         cache=cache,
+        unnormalized_log=log,
     )
     out = PerImageOutput(source, dtype=bool)
     try:
@@ -139,4 +163,6 @@ def find_label_issues(
             out[i] = finder.issues(i)[0]
     finally:
         finder.close()
+    if log is not None:
+        log.warn()  # points at the caller of find_label_issues
     return out.result()

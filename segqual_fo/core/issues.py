@@ -63,7 +63,7 @@ import numpy.typing as npt
 
 from segqual_fo.core._inputs import check_positive_int, normalize_ignore_index
 from segqual_fo.core.pixel import PixelEvidence, argmax_first, class_dtype, pixel_evidence
-from segqual_fo.errors import InvalidInputError, SegQualError, ShapeMismatchError
+from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError, SegQualError, ShapeMismatchError
 
 #: Lower bound of a confident threshold (cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND).
 CONFIDENT_THRESHOLD_MIN = 2e-6
@@ -80,12 +80,30 @@ _EXACT_SHIFT = 1074
 
 
 def _values_in_bin(s: np.ndarray, b: int) -> np.ndarray:
-    """The scores of ``s`` falling in histogram bin ``b`` (NaN never does)."""
+    """The scores of ``s`` falling in histogram bin ``b`` (NaN never does).
+
+    The last bin also holds every score above it (unnormalised scores may
+    exceed 1.02 by any amount; see :func:`_histogram`).
+    """
+    if b == _NUM_BINS - 1:
+        lo = np.array(b << _HIST_SHIFT, dtype=np.uint32).view(np.float32)
+        s32 = s if s.dtype == np.float32 else s.astype(np.float32)
+        return s[s32 >= lo]
     if s.dtype == np.float32:  # the bin is a float32 interval: compare directly
         lo = np.array(b << _HIST_SHIFT, dtype=np.uint32).view(np.float32)
         hi = np.array((b + 1) << _HIST_SHIFT, dtype=np.uint32).view(np.float32)
         return s[(s >= lo) & (s < hi)]
     return s[_score_bins(s) == b]
+
+
+def _histogram(s: np.ndarray) -> np.ndarray:
+    """(B,) int64 counts of valid (non-NaN) scores per bin; scores above the
+    last bin (only unnormalised ones, > 1.02) are counted in it."""
+    h = np.bincount(_score_bins(s), minlength=_NUM_BINS).astype(np.int64)
+    if h.size > _NUM_BINS:
+        h[_NUM_BINS - 1] += h[_NUM_BINS:].sum()
+        h = h[:_NUM_BINS]
+    return h
 
 
 def _score_bins(s: np.ndarray) -> np.ndarray:
@@ -251,11 +269,26 @@ class IssueSelection:
     tie_quota: Dict[int, int] = field(default_factory=dict)
 
 
-def block_mean_probs(p: np.ndarray, factor: int) -> np.ndarray:
-    """Averages f x f blocks of (K,H,W) probabilities and renormalises."""
+def block_mean_probs(p: np.ndarray, factor: int, index: Optional[int] = None) -> np.ndarray:
+    """Averages f x f blocks of (K,H,W) probabilities and renormalises.
+
+    Raises:
+        InvalidProbabilitiesError: for a block whose scores are all 0 (only
+            unnormalised scores can have one), which has no renormalisation
+    """
     k, h, w = p.shape
     small = p.reshape(k, h // factor, factor, w // factor, factor).mean(axis=(4, 2))
-    small /= small.sum(axis=0)[None]
+    sums = small.sum(axis=0)
+    if not (sums > 0).all():
+        r, c = np.argwhere(~(sums > 0))[0]
+        where = "pred_probs" if index is None else f"pred_probs[{index}]"
+        raise InvalidProbabilitiesError(
+            f"{where}: every class score is 0 in the downsample={factor} block at rows "
+            f"{r * factor}..{(r + 1) * factor - 1}, cols {c * factor}..{(c + 1) * factor - 1}, "
+            "which cannot be renormalised. Use downsample=1, or scores that are not all 0.",
+            index=index,
+        )
+    small /= sums[None]
     return small
 
 
@@ -355,6 +388,10 @@ class IssueFinder:
             :func:`segqual_fo.core.pixel.pixel_evidence`
         cache (None): a :class:`MemoryCache` (default) or
             :class:`DirectoryCache`
+        allow_unnormalized (False): accept finite, non-negative scores that
+            do not sum to 1, used as given (see
+            :func:`~segqual_fo.core.pixel.pixel_evidence`); the scanned
+            evidence flags them, and warning is the caller's business
 
     Example::
 
@@ -373,8 +410,10 @@ class IssueFinder:
         downsample: int = 1,
         check_probs: str = "sample",
         cache=None,
+        allow_unnormalized: bool = False,
     ):
         self.num_classes = check_positive_int(num_classes, "num_classes", allow_none=False)
+        self.allow_unnormalized = bool(allow_unnormalized)
         self.ignore = normalize_ignore_index(ignore_index)
         self.downsample = check_positive_int(downsample, "downsample", allow_none=False)
         self.check_probs = check_probs
@@ -411,6 +450,7 @@ class IssueFinder:
             check_probs=self.check_probs,
             index=index,
             out=out,
+            allow_unnormalized=self.allow_unnormalized,
         )
         f = self.downsample
         full_dis = np.flatnonzero(ev.disagree.reshape(-1)).astype(np.int32)
@@ -428,7 +468,7 @@ class IssueFinder:
                     "Use a factor of both sides, or downsample=1.",
                     index=index,
                 )
-            small = block_mean_probs(ev.probs, f)
+            small = block_mean_probs(ev.probs, f, index=index)
             lab, valid = block_labels(ev.labels, ev.valid, f)
             if self.ignore:
                 ignored = np.isin(lab, self.ignore)
@@ -457,7 +497,7 @@ class IssueFinder:
             index=index,
             class_sums=np.bincount(lab_v, weights=s_v, minlength=self.num_classes),
             class_counts=np.bincount(lab_v, minlength=self.num_classes).astype(np.int64),
-            histogram=np.bincount(_score_bins(s_v), minlength=_NUM_BINS).astype(np.int64),
+            histogram=_histogram(s_v),
             entry=CacheEntry(
                 scores, dis_index, dis_pred, dis_prob, ev.labels.shape, full_index, full_pred
             ),

@@ -21,6 +21,15 @@ beyond what scoring needs, except a row-sampled sum check):
   about one row in eight (eight evenly spread bands), which catches logits, a
   wrong layout or unnormalised scores without a second full pass.
   ``check_probs="full"`` checks every pixel.
+
+Unnormalised scores (``allow_unnormalized=True``, what the cleanlab-compatible
+functions pass): finite, non-negative class scores whose sums are not 1 are
+used as given, as cleanlab does, and flagged in
+:attr:`PixelEvidence.unnormalized` so the caller can warn once. NaN, infinite
+and negative values are still errors; once an image is flagged every value of
+its batch is checked for them (a full pass, on this path only). Integer and
+bool arrays are accepted too (computed in float64); uint8 keeps its meaning
+of quantised probabilities.
 """
 
 from __future__ import annotations
@@ -60,6 +69,12 @@ class PixelEvidence:
         pred_prob: (H,W) probability of the argmax class, only when requested
         probs: the (K,H,W) probabilities in the computation dtype (a view of
             the input when no conversion was needed)
+        unnormalized: None when the probabilities sum to 1 (as far as
+            checked); with ``allow_unnormalized=True`` and scores that do
+            not, a bool per image (a 0-d array for one image, (B,) for a
+            batch) marking the images found unnormalised
+        unnormalized_note: where the first unnormalised image goes wrong,
+            for the caller's warning (None when ``unnormalized`` is None)
     """
 
     pixel_scores: npt.NDArray[np.floating]
@@ -68,6 +83,8 @@ class PixelEvidence:
     pred: Optional[npt.NDArray[np.integer]] = None
     pred_prob: Optional[npt.NDArray[np.floating]] = None
     probs: Optional[npt.NDArray[np.floating]] = None
+    unnormalized: Optional[npt.NDArray[np.bool_]] = None
+    unnormalized_note: Optional[str] = None
 
     @property
     def num_valid(self) -> int:
@@ -94,9 +111,18 @@ def class_dtype(num_classes: int) -> np.dtype:
     raise InvalidInputError(f"{num_classes} classes are more than the 65534 supported.")
 
 
+def _is_raw_integer(dtype: np.dtype) -> bool:
+    """Integer or bool scores other than uint8 (which means quantised
+    probabilities): accepted as raw scores with ``allow_unnormalized``."""
+    dtype = np.dtype(dtype)
+    return dtype.kind in "biu" and dtype != np.uint8
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype pixel scores are computed in for probabilities of ``dtype``."""
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+    if np.dtype(dtype) == np.float64 or _is_raw_integer(dtype):
+        return np.dtype(np.float64)
+    return np.dtype(np.float32)
 
 
 class _Namer:
@@ -203,11 +229,13 @@ def prepare_labels(
     return lab[0], None if valid is None else valid[0]
 
 
-def _as_compute_probs(p: np.ndarray, name: _Namer) -> Tuple[np.ndarray, float]:
+def _as_compute_probs(p: np.ndarray, name: _Namer, raw_integers: bool = False) -> Tuple[np.ndarray, float]:
     """(B,K,H,W) probabilities in the computation dtype, and the sum tolerance."""
     dt = p.dtype
     if dt == np.float64 or dt == np.float32:
         return np.ascontiguousarray(p), 1e-3
+    if raw_integers and _is_raw_integer(dt):
+        return p.astype(np.float64), 1e-3
     if dt == np.float16:
         return p.astype(np.float32), 1e-2
     if dt == np.uint8:
@@ -251,21 +279,33 @@ def _row_bands(p: np.ndarray) -> Tuple[np.ndarray, int]:
     return view, gap
 
 
-def _check_sums(p: np.ndarray, tol: float, name: _Namer, full: bool) -> None:
-    """Raises if per-pixel sums of (B,K,H,W) ``p`` are not 1 (sampled rows)."""
+def _first_bad_sum(p: np.ndarray, tol: float, full: bool):
+    """Checks that per-pixel sums of (B,K,H,W) ``p`` are 1 within ``tol``
+    (sampled rows unless ``full``).
+
+    Returns None when they are (the fast path: one reduction over the sampled
+    rows), else ``(flags, b, row, col)``: a (B,) bool of the images with a
+    bad sum among the checked pixels, and the first such pixel.
+    """
     sampled = not full and p.shape[2] >= 16
     sub, gap = _row_bands(p) if sampled else (p, 0)
     sums = sub.sum(axis=1, dtype=np.float64 if p.dtype == np.float64 else np.float32)
     sums -= 1
     np.abs(sums, out=sums)
     if sums.max() <= tol:  # NaN fails this too
-        return
-    pos = np.argwhere(~(sums <= tol))[0]
+        return None
+    bad = ~(sums <= tol)
+    pos = np.argwhere(bad)[0]
     b = int(pos[0])
     if sampled:
         row, w = int(pos[1]) * gap + int(pos[2]), int(pos[3])
     else:
         row, w = int(pos[1]), int(pos[2])
+    return bad.reshape(len(bad), -1).any(axis=1), b, row, w
+
+
+def _raise_bad_sum(p: np.ndarray, b: int, row: int, w: int, tol: float, name: _Namer) -> None:
+    """Raises the error explaining why pixel (row, w) of image b does not sum to 1."""
     where = name("pred_probs", b)
     col = p[b, :, row, w]
     total = float(col.sum(dtype=np.float64))
@@ -286,6 +326,53 @@ def _check_sums(p: np.ndarray, tol: float, name: _Namer, full: bool) -> None:
         f"{total:.6g}, expected 1 (+-{tol:g}). {hint}; if the array is laid out "
         "(H, W, K), transpose it to (K, H, W).",
         index=name.position(b),
+    )
+
+
+def _check_sums(p: np.ndarray, tol: float, name: _Namer, full: bool) -> None:
+    """Raises if per-pixel sums of (B,K,H,W) ``p`` are not 1 (sampled rows)."""
+    found = _first_bad_sum(p, tol, full)
+    if found is not None:
+        _raise_bad_sum(p, *found[1:], tol, name)
+
+
+def _check_finite_nonnegative(p: np.ndarray, name: _Namer) -> None:
+    """Raises for NaN, infinite or negative values anywhere in (B,K,H,W) ``p``:
+    what unnormalised scores may not hold (one full pass, warning path only)."""
+    flat = p.reshape(len(p), -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)  # NaN propagates into both
+    bad = ~((lo >= 0) & np.isfinite(hi))
+    if not bad.any():
+        return
+    b = int(np.argmax(bad))
+    img = p[b]
+    if not np.isfinite(lo[b]) or not np.isfinite(hi[b]):
+        k, r, c = np.argwhere(~np.isfinite(img))[0]
+        raise InvalidProbabilitiesError(
+            f"{name('pred_probs', b)} holds NaN or infinite values (first at class {k}, "
+            f"row {r}, col {c}). Check the model output that produced these scores.",
+            index=name.position(b),
+        )
+    k, r, c = np.argwhere(img < 0)[0]
+    raise InvalidProbabilitiesError(
+        f"{name('pred_probs', b)} holds negative values (first {float(img[k, r, c]):.6g} at "
+        f"class {k}, row {r}, col {c}). These look like logits: apply a softmax over the "
+        "class axis first (compute_label_quality(..., logits=True) does it).",
+        index=name.position(b),
+    )
+
+
+def _unnormalized_note(p: np.ndarray, flags: np.ndarray, tol: float, name: _Namer) -> str:
+    """Where the first flagged image of (B,K,H,W) ``p`` does not sum to 1."""
+    b = int(np.argmax(flags))
+    sums = p[b].sum(axis=0, dtype=np.float64)
+    off = np.argwhere(~(np.abs(sums - 1) <= tol))
+    if off.size == 0:  # only possible with check_probs="none"
+        return f"{name('pred_probs', b)} has class scores above 1"
+    r, c = (int(v) for v in off[0])
+    return (
+        f"{name('pred_probs', b)}: class scores at pixel (row {r}, col {c}) sum to "
+        f"{float(sums[r, c]):.6g}, not 1"
     )
 
 
@@ -313,7 +400,7 @@ def argmax_first(p: np.ndarray, pmax: np.ndarray, dtype: np.dtype, axis: int = 0
     return acc
 
 
-def _argmax(p, pmax, scores, lab, valid, tol, dtype) -> np.ndarray:
+def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) -> np.ndarray:
     """Argmax class of (B,K,H,W) ``p`` (first maximum on ties), computed only
     where it can differ from the label.
 
@@ -323,7 +410,11 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype) -> np.ndarray:
     ignored pixel) is a candidate. A confident model leaves few candidates,
     and gathering their K values beats K passes over the whole image; when
     more than a tenth of the pixels are candidates the dense path is used.
+    Unnormalised scores (``normalized=False``) can tie above 1/2, so they
+    always take the dense path.
     """
+    if not normalized:
+        return argmax_first(p, pmax, dtype, axis=1)
     with np.errstate(invalid="ignore"):
         cand = (pmax > scores) | (scores * 2 <= 1 + tol)
     if valid is not None:
@@ -354,6 +445,7 @@ def pixel_evidence(
     check_probs: str = "sample",
     index: Optional[int] = None,
     out: Optional[np.ndarray] = None,
+    allow_unnormalized: bool = False,
 ) -> PixelEvidence:
     """Self-confidence (and optionally argmax) of one image, validated.
 
@@ -374,6 +466,9 @@ def pixel_evidence(
         out (None): optional array shaped like ``labels``, of the computation
             dtype, to receive the pixel scores (saves a copy when filling a
             stacked result)
+        allow_unnormalized (False): accept finite, non-negative scores that
+            do not sum to 1 (and integer scores), used as given and flagged
+            in ``unnormalized``, instead of raising
 
     Returns:
         a :class:`PixelEvidence`
@@ -416,7 +511,7 @@ def pixel_evidence(
     if num_classes < 1:
         raise ShapeMismatchError(f"{name('pred_probs')} has no class channels.", index=index)
     lab, valid = _prepare_labels(lab, num_classes, ignore, name)
-    p, tol = _as_compute_probs(p, name)
+    p, tol = _as_compute_probs(p, name, raw_integers=allow_unnormalized)
 
     n_img, h, w = lab.shape
     hw = h * w
@@ -433,26 +528,42 @@ def pixel_evidence(
     if valid is not None:
         np.copyto(scores, 1, where=~valid)
     smin, smax = scores.min(), scores.max()
+    unnormalized = None  # (B,) flags once an image is found not to sum to 1
     if not (smin >= 0 and smax <= 1 + tol):
-        # NaN/inf, negative, or above 1: find the image, let the full sum
-        # check say what is wrong and where, else give a plain message
         per_img = scores.reshape(n_img, -1)
-        bad = ~((per_img.min(axis=1) >= 0) & (per_img.max(axis=1) <= 1 + tol))
-        b = int(np.argmax(bad))
-        if check_probs != "none":
-            _check_sums(p[b : b + 1], tol, _Namer(name.position(b), False), full=True)
-        raise InvalidProbabilitiesError(
-            f"{name('pred_probs', b)} has self-confidence values outside [0, 1] (min "
-            f"{per_img[b].min():.6g}, max {per_img[b].max():.6g}): probabilities must be "
-            "softmax outputs.",
-            index=name.position(b),
-        )
+        if allow_unnormalized and smin >= 0 and np.isfinite(smax):
+            # finite, non-negative, some above 1: unnormalised scores
+            unnormalized = per_img.max(axis=1) > 1 + tol
+        else:
+            # NaN/inf, negative, or above 1: find the image, let the full
+            # checks say what is wrong and where, else a plain message
+            bad = ~((per_img.min(axis=1) >= 0) & (per_img.max(axis=1) <= 1 + tol))
+            b = int(np.argmax(bad))
+            if allow_unnormalized:  # sums are no evidence here: look for the bad value
+                _check_finite_nonnegative(p[b : b + 1], _Namer(name.position(b), False))
+            if check_probs != "none":
+                _check_sums(p[b : b + 1], tol, _Namer(name.position(b), False), full=True)
+            raise InvalidProbabilitiesError(
+                f"{name('pred_probs', b)} has self-confidence values outside [0, 1] (min "
+                f"{per_img[b].min():.6g}, max {per_img[b].max():.6g}): probabilities must be "
+                "softmax outputs.",
+                index=name.position(b),
+            )
     if check_probs != "none":
-        _check_sums(p, tol, name, full=check_probs == "full")
+        found = _first_bad_sum(p, tol, full=check_probs == "full")
+        if found is not None:
+            if not allow_unnormalized:
+                _raise_bad_sum(p, *found[1:], tol, name)
+            unnormalized = found[0] if unnormalized is None else unnormalized | found[0]
+        if unnormalized is not None:
+            _check_finite_nonnegative(p, name)
     if valid is not None:
         scores[~valid] = np.nan
 
     ev = PixelEvidence(pixel_scores=scores, labels=lab, valid=valid, probs=p)
+    if unnormalized is not None:
+        ev.unnormalized = unnormalized
+        ev.unnormalized_note = _unnormalized_note(p, unnormalized, tol, name)
     if with_argmax:
         pmax = p.max(axis=1)
         if np.isnan(pmax).any():
@@ -461,7 +572,9 @@ def pixel_evidence(
                 f"{name('pred_probs', b)} holds NaN values (first at row {r}, col {c}).",
                 index=name.position(b),
             )
-        ev.pred = _argmax(p, pmax, scores, lab, valid, tol, class_dtype(num_classes))
+        ev.pred = _argmax(
+            p, pmax, scores, lab, valid, tol, class_dtype(num_classes), normalized=unnormalized is None
+        )
         ev.pred_prob = pmax
     if not batched:
         ev = PixelEvidence(
@@ -471,5 +584,7 @@ def pixel_evidence(
             pred=None if ev.pred is None else ev.pred[0],
             pred_prob=None if ev.pred_prob is None else ev.pred_prob[0],
             probs=ev.probs[0],
+            unnormalized=None if unnormalized is None else unnormalized[0],
+            unnormalized_note=ev.unnormalized_note,
         )
     return ev

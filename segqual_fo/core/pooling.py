@@ -8,7 +8,8 @@ For the valid pixel scores ``s_1..s_n`` of an image and a temperature ``T``:
 which is ``sum(s * softmax((1 - s) / T))``. Any constant shift of the
 exponent cancels between numerator and denominator; scores lie in [0, 1], so
 for ``T > 1.01/600`` the plain weights ``exp(-s / T)`` neither overflow nor
-underflow in float64 and no min pass is needed; for smaller ``T`` the
+underflow in float64 and no min pass is needed; for smaller ``T``, and for
+unnormalised scores (``shift=True``: they may exceed 1 by any amount), the
 exponent is shifted by ``min s`` so the largest weight is exactly 1. Low
 ``T`` approaches the worst pixel's score, high ``T`` the mean. Computed in
 float64 whatever the input dtype.
@@ -28,16 +29,17 @@ from segqual_fo.core._inputs import check_temperature
 _NO_SHIFT_MIN_TEMPERATURE = 1.01 / 600
 
 
-def softmin_1d(values: npt.NDArray[np.floating], temperature: float) -> float:
+def softmin_1d(values: npt.NDArray[np.floating], temperature: float, shift: bool = False) -> float:
     """Softmin of a 1-D array of valid (non-NaN) scores; NaN if empty.
 
     No argument checking: the fast path used per image by the scorers.
+    ``shift=True`` forces the shifted form (scores not bounded by 1).
     """
     if values.size == 0:
         return float("nan")
     # float64 from the start: float32 exp of arguments near -1/T loses ~1e-6.
     # No BLAS (np.dot): its own threads fight the caller's worker threads.
-    if temperature > _NO_SHIFT_MIN_TEMPERATURE:
+    if temperature > _NO_SHIFT_MIN_TEMPERATURE and not shift:
         # exp((min - s)/T) / sum = exp(-s/T) / sum: the shift cancels, and
         # without it nothing underflows while 1/T < 600 (s is in [0, 1])
         w = np.multiply(values, -1.0 / temperature, dtype=np.float64)
@@ -50,9 +52,12 @@ def softmin_1d(values: npt.NDArray[np.floating], temperature: float) -> float:
     return float(w.sum() / den)
 
 
-def softmin_rows(values: npt.NDArray[np.floating], temperature: float) -> npt.NDArray[np.float64]:
-    """Softmin of each row of a (B, P) array without NaN (fast batch path)."""
-    if temperature > _NO_SHIFT_MIN_TEMPERATURE:
+def softmin_rows(
+    values: npt.NDArray[np.floating], temperature: float, shift: bool = False
+) -> npt.NDArray[np.float64]:
+    """Softmin of each row of a (B, P) array without NaN (fast batch path);
+    ``shift=True`` forces the shifted form (scores not bounded by 1)."""
+    if temperature > _NO_SHIFT_MIN_TEMPERATURE and not shift:
         w = np.multiply(values, -1.0 / temperature, dtype=np.float64)
     else:
         w = np.subtract(values.min(axis=1)[:, None], values, dtype=np.float64)

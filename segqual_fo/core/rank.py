@@ -15,7 +15,9 @@ import numpy.typing as npt
 from segqual_fo.core._inputs import (
     ImageSource,
     PerImageOutput,
+    UnnormalizedLog,
     check_positive_int,
+    check_unnormalized,
     check_temperature,
     imap_ordered,
     normalize_ignore_index,
@@ -40,14 +42,26 @@ def check_method(method: Any) -> str:
 
 def image_softmin_score(evidence, temperature: float):
     """Softmin image score(s) from a :class:`PixelEvidence`: a float for one
-    image, a (B,) array for a batch."""
+    image, a (B,) array for a batch.
+
+    Images flagged unnormalised are pooled in the shifted form (their scores
+    may exceed 1); the choice is per image, so results never depend on how
+    images are batched.
+    """
     s = evidence.pixel_scores
+    flags = evidence.unnormalized
     if s.ndim == 2:
         values = s.ravel() if evidence.valid is None else s[evidence.valid]
-        return softmin_1d(values, temperature)
+        return softmin_1d(values, temperature, shift=flags is not None and bool(flags))
     if evidence.valid is None:
-        return softmin_rows(s.reshape(len(s), -1), temperature)
-    return np.array([softmin_1d(s[b][evidence.valid[b]], temperature) for b in range(len(s))])
+        out = softmin_rows(s.reshape(len(s), -1), temperature)
+    else:
+        out = np.array([softmin_1d(s[b][evidence.valid[b]], temperature) for b in range(len(s))])
+    if flags is not None:  # redo the flagged images only, as if scored alone
+        for b in np.flatnonzero(flags):
+            values = s[b].ravel() if evidence.valid is None else s[b][evidence.valid[b]]
+            out[b] = softmin_1d(values, temperature, shift=True)
+    return out
 
 
 def get_label_quality_scores(
@@ -62,12 +76,14 @@ def get_label_quality_scores(
     verbose: bool = False,
     n_jobs: Optional[int] = None,
     check_probs: str = "sample",
+    unnormalized: str = "warn",
 ) -> Tuple[npt.NDArray[np.float64], Any]:
     """Returns a label quality score per image and per pixel (lower = worse).
 
     Matches ``cleanlab.segmentation.rank.get_label_quality_scores`` on the
-    inputs cleanlab accepts, and also takes images of different sizes,
-    ignored label values, float16 and uint8-quantised probabilities.
+    inputs cleanlab accepts (unnormalised scores included), and also takes
+    images of different sizes, ignored label values, float16 and
+    uint8-quantised probabilities.
 
     Args:
         labels: (N,H,W) integer array, or a sequence of (H,W) arrays
@@ -92,6 +108,9 @@ def get_label_quality_scores(
             never depend on it
         check_probs ("sample"): probability validation: "sample", "full" or
             "none" (see :mod:`segqual_fo.core.pixel`)
+        unnormalized ("warn"): finite, non-negative class scores that do not
+            sum to 1 (e.g. ``np.random.random``): "warn" uses them as given,
+            as cleanlab does, and warns once per call; "error" raises
 
     Returns:
         ``(image_scores, pixel_scores)``: image_scores is (N,) float64 in
@@ -101,8 +120,13 @@ def get_label_quality_scores(
         else a list of (H,W) arrays. float32 unless the input is float64.
 
     Raises:
-        InvalidInputError: (and its subclasses) for bad arguments, shapes,
-            label values or probabilities; the message names the image
+        InvalidInputError: (and its subclasses, all ``ValueError``) for bad
+            arguments, shapes, label values, NaN/infinite/negative scores;
+            the message names the image
+
+    Warns:
+        UnnormalizedProbabilitiesWarning: once, when class scores do not sum
+            to 1 and ``unnormalized="warn"``
 
     Example::
 
@@ -121,7 +145,9 @@ def get_label_quality_scores(
     check_positive_int(batch_size, "batch_size")
     ignore = normalize_ignore_index(ignore_index)
     jobs = resolve_n_jobs(n_jobs)
+    allow = check_unnormalized(unnormalized)
     source = ImageSource(labels, pred_probs)
+    log = UnnormalizedLog(source.n) if allow else None
     image_scores = np.empty(source.n, dtype=np.float64)
     pixel_scores = PerImageOutput(source, dtype=compute_dtype(source.probs(0).dtype))
 
@@ -142,8 +168,16 @@ def get_label_quality_scores(
                 labels_in, probs_in = source.labels(start), source.probs(start)
                 out = pixel_scores.slot(start)
             ev = pixel_evidence(
-                labels_in, probs_in, ignore=ignore, check_probs=check_probs, index=start, out=out
+                labels_in,
+                probs_in,
+                ignore=ignore,
+                check_probs=check_probs,
+                index=start,
+                out=out,
+                allow_unnormalized=allow,
             )
+            if ev.unnormalized is not None:
+                log.add(ev, start)
             pixel_scores[start:stop] = ev.pixel_scores if source.stacked else ev.pixel_scores[None]
             image_scores[start:stop] = image_softmin_score(ev, t)
             return stop - start
@@ -152,6 +186,8 @@ def get_label_quality_scores(
         with Progress(source.n, "softmin scores", verbose) as bar:
             for done in imap_ordered(lambda j: score(spans[j]), len(spans), jobs):
                 bar.update(done)
+        if log is not None:
+            log.warn()  # points at the caller of get_label_quality_scores
         return image_scores, pixel_scores.result()
 
     from segqual_fo.core.filter import run_issue_finder
@@ -171,6 +207,7 @@ def get_label_quality_scores(
         n_jobs=jobs,
         on_image=keep,
         out=pixel_scores,
+        unnormalized_log=log,
     )
     try:
         for i in range(source.n):
@@ -179,6 +216,8 @@ def get_label_quality_scores(
             image_scores[i] = 1.0 - np.count_nonzero(mask) / n if n else np.nan
     finally:
         finder.close()
+    if log is not None:
+        log.warn()
     return image_scores, pixel_scores.result()
 
 

@@ -20,7 +20,9 @@ import numpy.typing as npt
 
 from segqual_fo.core._inputs import (
     ImageSource,
+    UnnormalizedLog,
     check_positive_int,
+    check_unnormalized,
     check_temperature,
     imap_ordered,
     normalize_ignore_index,
@@ -90,6 +92,7 @@ def iter_label_quality(
     on_scan=None,
     skip_failures: bool = False,
     num_classes: Optional[int] = None,
+    unnormalized: str = "error",
 ) -> Iterator[ImageResult]:
     """Yields an :class:`ImageResult` per image, in input order.
 
@@ -120,6 +123,11 @@ def iter_label_quality(
             out of the dataset statistics of "num_pixel_issues"
         num_classes (None): K, when the caller knows it (saves loading the
             first image an extra time to find out)
+        unnormalized ("error"): finite, non-negative class scores that do
+            not sum to 1: "error" raises (a per-image failure with
+            ``skip_failures``), as the FiftyOne pipeline wants for files on
+            disk; "warn" uses them as given, like the cleanlab-compatible
+            functions, warning once (when the first such image is seen)
 
     Raises:
         InvalidInputError: and subclasses, naming the image
@@ -131,7 +139,18 @@ def iter_label_quality(
         raise InvalidInputError(f"issue_threshold must be in [0, 1], got {issue_threshold!r}.")
     ignore = normalize_ignore_index(ignore_index)
     jobs = resolve_n_jobs(n_jobs)
+    allow = check_unnormalized(unnormalized)
     source = ImageSource(labels, pred_probs, num_classes=num_classes)
+    # scoring threads record unnormalised images here; the generator warns
+    # (in the caller's thread) as soon as one is seen, once: a generator may
+    # never be run to the end
+    log = UnnormalizedLog(source.n)
+    warned = [False]
+
+    def warn_once() -> None:
+        if log.count and not warned[0]:
+            warned[0] = True
+            log.warn(stacklevel=4, so_far=True)
 
     def failed(i: int, error: BaseException) -> ImageResult:
         return ImageResult(index=i, score=float("nan"), pixel_scores=np.empty((0, 0)), num_valid=0, error=error)
@@ -159,7 +178,9 @@ def iter_label_quality(
                 with_argmax=with_issues,
                 check_probs=check_probs,
                 index=i,
+                allow_unnormalized=allow,
             )
+            log.add(ev, i)
             result = ImageResult(
                 index=i,
                 score=float(image_softmin_score(ev, t)),
@@ -175,11 +196,18 @@ def iter_label_quality(
                 result.labels = ev.labels
             return result
 
-        yield from imap_ordered(guarded(score), source.n, jobs)
+        for result in imap_ordered(guarded(score), source.n, jobs):
+            warn_once()
+            yield result
         return
 
     finder = IssueFinder(
-        source.num_classes, ignore_index=ignore, downsample=f, check_probs=check_probs, cache=cache
+        source.num_classes,
+        ignore_index=ignore,
+        downsample=f,
+        check_probs=check_probs,
+        cache=cache,
+        allow_unnormalized=allow,
     )
     num_valid = np.zeros(source.n, dtype=np.int64)
     errors = {}
@@ -191,6 +219,8 @@ def iter_label_quality(
             else:
                 finder.add(partial)
                 num_valid[partial.index] = partial.evidence.num_valid
+                log.add(partial.evidence, partial.index)
+                warn_once()
             if on_scan is not None:
                 on_scan(done, source.n)
         if len(errors) < source.n:
@@ -211,6 +241,7 @@ def iter_label_quality(
                     ignore=ignore,
                     with_issues=with_issues,
                     num_classes=source.num_classes,
+                    allow_unnormalized=allow,
                 )
             except Exception as e:
                 if not skip_failures:
@@ -232,6 +263,7 @@ def issue_image_result(
     ignore,
     with_issues: bool,
     num_classes: int,
+    allow_unnormalized: bool = False,
 ) -> ImageResult:
     """Pass 3 of the issue-count method for one image: its issue mask (from
     its cache entry and the finished finder's
@@ -240,13 +272,20 @@ def issue_image_result(
     ``labels()`` and ``probs()`` load the image; the labels are read only
     when issues are wanted, the probabilities only with downsampling (the
     cache then holds block scores, so the full-resolution self-confidence
-    is recomputed).
+    is recomputed; ``allow_unnormalized`` as in the scan that accepted it).
     """
     mask, pred = masker.issues(index, entry)
     scores = entry.scores if masker.downsample == 1 else None
     labels_i = None
     if scores is None:
-        ev = pixel_evidence(labels(), probs(), ignore=ignore, check_probs="none", index=index)
+        ev = pixel_evidence(
+            labels(),
+            probs(),
+            ignore=ignore,
+            check_probs="none",
+            index=index,
+            allow_unnormalized=allow_unnormalized,
+        )
         scores, labels_i = ev.pixel_scores, ev.labels
     elif with_issues:
         labels_i = prepare_labels(labels(), num_classes, ignore, index=index)[0]

@@ -5,7 +5,7 @@ import sys
 
 
 def _modules_after(statement):
-    code = f"import sys; {statement}; print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('fiftyone', 'cleanlab', 'pandas', 'cv2'))))"
+    code = f"import sys; {statement}; print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('fiftyone', 'cleanlab', 'pandas', 'cv2', 'matplotlib'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return [m for m in out.stdout.strip().split(",") if m]
 

@@ -10,13 +10,14 @@ in the comments, so the reference itself is checked too.
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 import segqual_fo.core as core
 from segqual_fo.core import IssueFinder
-from segqual_fo.errors import ShapeMismatchError
+from segqual_fo.errors import ShapeMismatchError, UnnormalizedProbabilitiesWarning
 from tests.core.helpers import random_probs
 from tests.reference import reference
 
@@ -89,9 +90,25 @@ def _assert_pixel_scores(got, ref):
 
 
 def check_against_reference(
-    labels, probs, *, ignore=None, downsample=1, temperature=0.1, issue_threshold=0.1
+    labels, probs, *, ignore=None, downsample=1, temperature=0.1, issue_threshold=0.1, unnormalized=False
 ):
-    """Every public core entry point agrees with the reference on one dataset."""
+    """Every public core entry point agrees with the reference on one dataset.
+
+    ``unnormalized=True``: the class scores do not sum to 1; the entry points
+    are run in the mode that accepts them (their warning is expected).
+    """
+    if unnormalized:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnnormalizedProbabilitiesWarning)
+            return _check_against_reference(
+                labels, probs, ignore, downsample, temperature, issue_threshold, True
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnnormalizedProbabilitiesWarning)
+        return _check_against_reference(labels, probs, ignore, downsample, temperature, issue_threshold, False)
+
+
+def _check_against_reference(labels, probs, ignore, downsample, temperature, issue_threshold, unnormalized):
     ref = reference(
         labels,
         probs,
@@ -102,7 +119,7 @@ def check_against_reference(
     k = np.shape(probs[0])[0]
 
     # dataset-wide statistics: thresholds and T
-    finder = IssueFinder(k, ignore_index=ignore, downsample=downsample)
+    finder = IssueFinder(k, ignore_index=ignore, downsample=downsample, allow_unnormalized=unnormalized)
     for i in range(len(labels)):
         finder.update(labels[i], probs[i], index=i)
     sel = finder.finish()
@@ -143,6 +160,7 @@ def check_against_reference(
                 ignore_index=ignore,
                 with_issues=True,
                 issue_threshold=issue_threshold,
+                unnormalized="warn" if unnormalized else "error",
             )
         )
         assert [r.index for r in results] == list(range(len(labels)))
@@ -483,3 +501,22 @@ def test_unnormalised_pixels_are_scored_as_given(rng):
     probs = [p * rng.uniform(1 - 5e-4, 1 + 5e-4, size=p.shape[1:]) for p in probs]
     ref = check_against_reference(np.stack(labels), np.stack(probs))
     np.testing.assert_array_equal(ref.pixel_scores[0], np.take_along_axis(probs[0], labels[0][None], 0)[0])
+
+
+@pytest.mark.parametrize("downsample", [1, 2, 4])
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_unnormalised_scores_match_the_reference(rng, downsample, scale):
+    # class scores that do not sum to 1 are used as given (cleanlab's
+    # semantics, checked against cleanlab in test_unnormalized.py), also
+    # where cleanlab cannot go: mixed sizes, ignored values (255 and a class
+    # index), downsampling with ignored blocks. scale=40 puts most scores
+    # above 1 (softmin's shifted form, the issue histogram's top bin).
+    sizes = [(8, 8), (12, 16), (4, 8), (16, 12)]
+    labels = [rng.integers(0, 4, size) for size in sizes]
+    probs = [rng.random((4, *size)) * scale for size in sizes]
+    labels = _ignore_blocks(rng, labels, 255, downsample, whole=0.1)
+    labels[2][labels[2] == 3] = 255
+    ref = check_against_reference(
+        labels, probs, ignore=[255, 1], downsample=downsample, unnormalized=True
+    )
+    assert ref.num_issues > 0

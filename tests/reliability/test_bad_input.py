@@ -48,8 +48,11 @@ def _corrupt(ds, ids, probs, tmp_path):
     bad[1, 3, 3] = np.nan
     np.save(s(6).probs_path, bad)
     expected[ids[6]] = "NaN"
-    np.save(s(7).probs_path, probs[7] * 2.0)  # rows sum to 2
-    expected[ids[7]] = "sum to 2"
+    # rows sum to 2: finite and non-negative, so the core's cleanlab-compatible
+    # functions would use them with a warning; the pipeline rejects them
+    # (README, "Drop-in for cleanlab"), naming the fix
+    np.save(s(7).probs_path, probs[7] * 2.0)
+    expected[ids[7]] = r"sum to 2\b.*softmax.*logits=True"
     neg = probs[8].copy()
     neg[0] -= 0.5
     np.save(s(8).probs_path, neg)

@@ -1,10 +1,13 @@
 """Property-based checks of the core's invariants on random inputs."""
 
+import warnings
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segqual_fo.core import find_label_issues, get_label_quality_scores, softmin
+from segqual_fo.errors import UnnormalizedProbabilitiesWarning
 
 DTYPES = [np.float64, np.float32, np.float16, np.uint8]
 
@@ -78,3 +81,44 @@ def _has_ties(labels, probs):
     tie-break depend on image order, so order invariance holds without them."""
     vals = np.concatenate([np.take_along_axis(np.asarray(p, np.float64), l[None] % p.shape[0], 0).ravel() for l, p in zip(labels, probs)])
     return len(np.unique(vals)) < len(vals)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(datasets(), st.sampled_from([0.01, 0.1, 1.0]), st.sampled_from([0.3, 3.0, 300.0]), st.integers(0, 2**31 - 1))
+def test_invariants_of_unnormalised_scores(data, temperature, scale, seed):
+    """Scores that do not sum to 1 (some images scaled by up to ``scale``) are
+    used as given: one warning per call, softmin between the worst pixel and
+    the mean, the issue-count score a fraction, and no dependence on
+    batching, threading or image order."""
+    labels, probs, ignore, same = data
+    if probs[0].dtype == np.uint8:  # uint8 means quantised probabilities
+        return
+    rng = np.random.default_rng(seed)
+    probs = [p.astype(np.float64) * rng.uniform(0, scale, size=p.shape[1:]) for p in probs]
+
+    def call(func, *args, **kw):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = func(*args, **kw)
+        assert len([w for w in caught if w.category is UnnormalizedProbabilitiesWarning]) <= 1
+        return out
+
+    for method in ("softmin", "num_pixel_issues"):
+        scores, px = call(get_label_quality_scores, labels, probs, method=method, temperature=temperature, ignore_index=ignore)
+        for i, lab in enumerate(labels):
+            valid = ~np.isin(lab, ignore)
+            if not valid.any():
+                assert np.isnan(scores[i])
+                continue
+            vals = np.asarray(px[i])[valid]
+            if method == "softmin":
+                assert vals.min() * (1 - 1e-12) <= scores[i] <= vals.mean() * (1 + 1e-12)
+            else:
+                assert 0 <= scores[i] <= 1
+        ref, _ = call(get_label_quality_scores, labels, probs, method=method, temperature=temperature, ignore_index=ignore, n_jobs=1, batch_size=1)
+        alt, _ = call(get_label_quality_scores, labels, probs, method=method, temperature=temperature, ignore_index=ignore, n_jobs=3, batch_size=2)
+        np.testing.assert_array_equal(ref, alt)
+        np.testing.assert_array_equal(scores, ref)
+    issues = call(find_label_issues, labels, probs, ignore_index=ignore)
+    for lab, m in zip(labels, issues):
+        assert not m[np.isin(lab, ignore)].any()
