@@ -1,5 +1,8 @@
 """The ``segqual`` command line.
 
+Why one module of this size: every subcommand's flags sit next to its
+handler, and the handlers only parse, call the library and print.
+
 Subcommands: ``demo``, ``import-coco``, ``score``, ``report``, ``app``,
 ``plugin install``. The commands only parse flags, call the library
 (:mod:`segqual_fo.fo`, :mod:`segqual_fo.demo`, :mod:`segqual_fo.report`) and

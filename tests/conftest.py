@@ -11,6 +11,7 @@ CI failure reproduces; locally it explores new examples on every run.
 """
 
 import os
+import uuid
 
 import numpy as np
 import pytest
@@ -48,3 +49,25 @@ def pytest_make_collect_report(collector):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def make_dataset():
+    """Factory of uniquely named FiftyOne datasets on the real embedded
+    database, deleted after the test: ``make_dataset(prefix="segqual-test",
+    persistent=False)``. FiftyOne is imported on first use, so tests that
+    never ask for a dataset never start the database. Persistent datasets
+    are for child processes that load them by name."""
+    created = []
+
+    def _make(prefix="segqual-test", *, persistent=False):
+        import fiftyone as fo
+
+        ds = fo.Dataset(f"{prefix}-{uuid.uuid4().hex[:12]}", persistent=persistent)
+        created.append(ds)
+        return ds
+
+    yield _make
+    for ds in created:
+        if not ds.deleted:
+            ds.delete()

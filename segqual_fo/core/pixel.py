@@ -1,5 +1,9 @@
 """Per-pixel evidence for one image: self-confidence and the model's argmax.
 
+Why one module of this size: validation (labels, dtypes, sums, unnormalised
+scores) and the scoring it guards read the same arrays in the same pass;
+kept together, the fast path reads the probabilities once.
+
 Legend: K classes, H x W pixels. ``labels`` is (H,W) of class indices (or
 ignored values), ``pred_probs`` is (K,H,W).
 

@@ -1,1 +1,1 @@
-from tests.fo.conftest import make_dataset  # noqa: F401  (the same fixture)
+"""``make_dataset`` comes from tests/conftest.py."""

@@ -7,7 +7,6 @@ says workers never touch the database, and this makes any attempt fail.
 
 import pytest
 
-from tests.fo.conftest import make_dataset  # noqa: F401  (the same fixture)
 
 WORKER_ENV = {"FIFTYONE_DATABASE_URI": "mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=1000"}
 

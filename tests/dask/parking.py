@@ -1,4 +1,6 @@
-"""Makes one Dask worker park inside a segqual task, so a test can kill it
+"""Code the Dask tests run on workers (light: imports no FiftyOne).
+
+Makes one Dask worker park inside a segqual task, so a test can kill it
 there: a real signal (a marker file holding the worker's pid), no race.
 
 :func:`install` runs on every worker (``client.run``). It wraps one of the
@@ -51,3 +53,10 @@ def wait_for_marker(marker: str, timeout: float = 120.0) -> int:
             pass
         time.sleep(0.01)  # polling a file the worker writes once; no race on the outcome
     raise AssertionError(f"no worker parked within {timeout:.0f} s ({marker})")
+
+
+def fiftyone_modules() -> list:
+    """The FiftyOne modules this process has imported (run on workers)."""
+    import sys
+
+    return sorted(m for m in sys.modules if m == "fiftyone" or m.startswith(("fiftyone.", "fiftyone_")))

@@ -205,3 +205,38 @@ def test_storage_not_shared_is_a_clear_error(tmp_path):
         _check_shared_output(rec)
     with pytest.raises(NotSharedError, match="cache entry .*000000003.npz is missing on worker host"):
         _SharedCache(str(tmp_path / "cache")).get(3)
+
+
+def _add_detections(ds, rng):
+    """A ``gt_dets`` Detections field: the whole image as class 0 and a
+    masked box of class 1 (instances with and without masks)."""
+    for sample in ds.iter_samples(autosave=True):
+        mask = rng.random((6, 8)) > 0.3
+        sample["gt_dets"] = fo.Detections(
+            detections=[
+                fo.Detection(label=NAMES[0], bounding_box=[0, 0, 1, 1]),
+                fo.Detection(label=NAMES[1], bounding_box=[0.25, 0.25, 0.25, 0.25], mask=mask),
+            ]
+        )
+
+
+@pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
+def test_workers_import_no_fiftyone(make_dataset, tmp_path, rng, method):
+    """What workers run is plain data in, plain data out: after a whole run
+    (Segmentation and Detections labels), no worker has loaded FiftyOne."""
+    from tests.dask import parking
+    from tests.dask.conftest import worker_cluster
+
+    ds = make_dataset()
+    segmentation_dataset(ds, tmp_path, rng, n=6, k=4, names=NAMES)
+    _add_detections(ds, rng)
+    with worker_cluster() as client:
+        assert all(not mods for mods in client.run(parking.fiftyone_modules).values())
+        for field in ("ground_truth", "gt_dets"):
+            compute_label_quality(
+                ds, field, probs_field="probs_path", method=method, score_field=f"lq_{field}",
+                output_dir=str(tmp_path / "out"), executor=client, classes=NAMES, progress=False,
+            )  # fmt: skip
+            assert None not in ds.values(f"lq_{field}")
+        loaded = client.run(parking.fiftyone_modules)
+    assert loaded and all(mods == [] for mods in loaded.values()), loaded

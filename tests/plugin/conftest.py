@@ -9,7 +9,6 @@ Subprocesses (the App server of the browser test) inherit the variable.
 
 import os
 import sys
-import uuid
 
 import pytest
 
@@ -67,26 +66,8 @@ def add_demo_samples(dataset, records):
 
 
 @pytest.fixture
-def make_dataset():
-    """Factory of uniquely named datasets, deleted after the test."""
-    created = []
-
-    def _make(records=None, *, persistent=False, prefix="segqual-plugin-test"):
-        ds = fo.Dataset("%s-%s" % (prefix, uuid.uuid4().hex[:12]), persistent=persistent)
-        created.append(ds)
-        if records is not None:
-            add_demo_samples(ds, records)
-        return ds
-
-    yield _make
-    for ds in created:
-        if not ds.deleted:
-            ds.delete()
-
-
-@pytest.fixture
 def demo_dataset(make_dataset, demo_records):
-    return make_dataset(demo_records)
+    return add_demo_samples(make_dataset("segqual-plugin-test"), demo_records)
 
 
 @pytest.fixture

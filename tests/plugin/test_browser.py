@@ -82,13 +82,13 @@ def _free_port():
 def app_dataset(make_dataset, demo_records, tmp_path):
     """A persistent scored dataset (the App server is another process) whose
     natural order puts the worst image LAST, so that sorting visibly moves it."""
-    scratch = make_dataset(demo_records)
+    scratch = add_demo_samples(make_dataset(), demo_records)
     compute_label_quality(scratch, "ground_truth", probs_field="pred_probs_path",
                           output_dir=str(tmp_path / "scratch"), progress=False)
     score = dict(zip(scratch.values("filepath"), scratch.values("label_quality")))
     best_first = sorted(demo_records, key=lambda r: -score[r["filepath"]])
 
-    ds = make_dataset(persistent=True, prefix="segqual-demo")  # the name shows in the screenshot
+    ds = make_dataset("segqual-demo", persistent=True)  # the name shows in the screenshot
     add_demo_samples(ds, best_first)
     compute_label_quality(ds, "ground_truth", probs_field="pred_probs_path",
                           output_dir=str(tmp_path / "outputs"), progress=False)

@@ -13,7 +13,7 @@ from fiftyone.operators.executor import ExecutionError, ExecutionRunState
 
 from segqual_fo import compute_label_quality
 from segqual_fo.options import output_fields
-from tests.plugin.conftest import uri
+from tests.plugin.conftest import add_demo_samples, uri
 from tests.plugin.helpers import invalid, resolve_inputs, run, triggered
 
 OP = "compute_label_quality"
@@ -142,7 +142,7 @@ def _assert_same_outputs(ds_a, ds_b, score_field="label_quality"):
     ids=["softmin", "softmin-t1-ignore0", "num_pixel_issues"],
 )
 def test_execute_writes_what_the_python_api_writes(make_dataset, demo_records, tmp_path, params):
-    ds_op, ds_api = make_dataset(demo_records), make_dataset(demo_records)
+    ds_op, ds_api = add_demo_samples(make_dataset(), demo_records), add_demo_samples(make_dataset(), demo_records)
     common = {"label_field": "ground_truth", "probs_field": "pred_probs_path", **params}
 
     result = run(OP, ds_op, {**common, "output_dir": str(tmp_path / "op")})
@@ -174,7 +174,7 @@ def test_ignore_index_accepts_script_forms(demo_dataset, tmp_path, ignore_index,
 
 
 def test_probs_dir_gives_the_same_scores_as_probs_field(make_dataset, demo_records, tmp_path):
-    ds_dir, ds_field = make_dataset(demo_records), make_dataset(demo_records)
+    ds_dir, ds_field = add_demo_samples(make_dataset(), demo_records), add_demo_samples(make_dataset(), demo_records)
     probs_dir = os.path.dirname(demo_records[0]["probs_path"])
     run(OP, ds_dir, {"label_field": "ground_truth", "probs_dir": probs_dir, "output_dir": str(tmp_path / "a")})
     run(OP, ds_field, {"label_field": "ground_truth", "probs_field": "pred_probs_path", "output_dir": str(tmp_path / "b")})
@@ -225,7 +225,7 @@ def delegated_ops():
 @pytest.mark.parametrize("how", ["request_delegation", "delegate_param"])
 def test_delegated_run_completes_through_the_service(make_dataset, demo_records, tmp_path, delegated_ops, how):
     service, queued = delegated_ops
-    ds, ds_api = make_dataset(demo_records), make_dataset(demo_records)
+    ds, ds_api = add_demo_samples(make_dataset(), demo_records), add_demo_samples(make_dataset(), demo_records)
     params = {"label_field": "ground_truth", "probs_field": "pred_probs_path", "output_dir": str(tmp_path / "op")}
     if how == "request_delegation":
         result = run(OP, ds, params, request_delegation=True)
@@ -254,7 +254,7 @@ def test_execute_on_a_dask_scheduler(make_dataset, demo_records, tmp_path):
     """The form's "Dask scheduler" field runs the scoring on that cluster."""
     from segqual_fo.execution.dask import local_cluster
 
-    ds_op, ds_api = make_dataset(demo_records), make_dataset(demo_records)
+    ds_op, ds_api = add_demo_samples(make_dataset(), demo_records), add_demo_samples(make_dataset(), demo_records)
     common = {"label_field": "ground_truth", "probs_field": "pred_probs_path", "method": "num_pixel_issues"}
     with local_cluster(2) as client:
         address = client.scheduler.address

@@ -12,11 +12,9 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 
 import pytest
 
-import fiftyone as fo
 
 from tests.fo.helpers import segmentation_dataset
 
@@ -106,10 +104,8 @@ def wait_parked(proc: subprocess.Popen, timeout: float = 180) -> str:
 
 
 @pytest.fixture
-def persistent(tmp_path, rng):
+def persistent(make_dataset, tmp_path, rng):
     """A persistent dataset of 80 small images (children load it by name)."""
-    ds = fo.Dataset(f"segqual-rel-{uuid.uuid4().hex[:10]}", persistent=True)
+    ds = make_dataset("segqual-rel", persistent=True)
     labels, probs, ids = segmentation_dataset(ds, tmp_path, rng, n=80, shape=(24, 32))
-    yield ds, labels, probs, ids
-    if not ds.deleted:
-        ds.delete()
+    return ds, labels, probs, ids
