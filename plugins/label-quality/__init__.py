@@ -8,6 +8,10 @@ Operators (see ``operators.py``):
 - ``sort_by_label_quality``: show the worst-scored images first;
 - ``tag_label_issues``: tag the worst images (and their issue regions).
 
+Run lifecycle operators (see ``run_operators.py``), listing segqual runs
+only: ``get_label_quality_info``, ``rename_label_quality_run`` and
+``delete_label_quality_run`` (fields and PNG files follow the run).
+
 Panel (see ``panel.py``): ``label_quality_panel``, a score histogram and the
 given-vs-predicted class confusion table of a run, both clickable.
 
@@ -22,15 +26,19 @@ import sys
 # FiftyOne re-executes this file when the plugin directory changes, but
 # would keep serving the submodules it imported the first time: drop them so
 # edits take effect without restarting the App server.
-for _name in ("operators", "panel"):
+for _name in ("operators", "run_operators", "panel"):
     sys.modules.pop("%s.%s" % (__name__, _name), None)
 
 from .operators import ComputeLabelQuality, SortByLabelQuality, TagLabelIssues  # noqa: E402
 from .panel import LabelQualityPanel  # noqa: E402
+from .run_operators import DeleteLabelQualityRun, GetLabelQualityInfo, RenameLabelQualityRun  # noqa: E402
 
 
 def register(p):
     p.register(ComputeLabelQuality)
     p.register(SortByLabelQuality)
     p.register(TagLabelIssues)
+    p.register(GetLabelQualityInfo)
+    p.register(RenameLabelQualityRun)
+    p.register(DeleteLabelQualityRun)
     p.register(LabelQualityPanel)

@@ -15,7 +15,8 @@ import numpy as np
 import fiftyone as fo
 
 from segqual_fo.fo.inputs import LABEL_TYPES
-from segqual_fo.fo.runs import is_segqual_config
+from segqual_fo.fo.runlock import lock_holder
+from segqual_fo.fo.runs import LabelQualityConfig, is_segqual_config
 from segqual_fo.options import DEFAULTS, is_probs_file, output_fields
 
 _EPOCH = datetime.datetime.min
@@ -159,3 +160,61 @@ def looks_like_probs_field(sample_collection, names: List[str]) -> Optional[str]
         if values and is_probs_file(values[0]):
             return name
     return None
+
+
+def is_legacy(info) -> bool:
+    """Whether a segqual run was recorded by segqual 0.1 (FiftyOne's generic
+    run config; :func:`segqual_fo.upgrade_runs` converts it)."""
+    return not isinstance(info.config, LabelQualityConfig)
+
+
+def format_timestamp(stamp) -> Optional[str]:
+    """A run timestamp for people (UTC)."""
+    if isinstance(stamp, datetime.datetime):
+        return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return None if stamp is None else str(stamp)
+
+
+def output_files(dataset, score_field: str) -> List[str]:
+    """The heatmap and issue-mask files the run's fields point to."""
+    fields = run_fields(dataset, score_field)
+    paths: List[str] = []
+    for kind, sub in (("heatmap", "map_path"), ("issues", "mask_path")):
+        if dataset.has_field(fields[kind]):
+            paths += [p for p in dataset.values(f"{fields[kind]}.{sub}") if p]
+    return paths
+
+
+def run_summary(dataset, score_field: str) -> Dict[str, Any]:
+    """A run's record as plain JSON values: settings, fields, status, who is
+    writing it, how many samples it scored."""
+    info = dataset.get_run_info(score_field)
+    cfg = info.config
+    fields = run_fields(dataset, score_field)
+    method = getattr(cfg, "method", None)
+    summary: Dict[str, Any] = {
+        "run_key": info.key,
+        "config_class": f"{type(cfg).__module__}.{type(cfg).__name__}",
+        "legacy": is_legacy(info),
+        "timestamp": format_timestamp(info.timestamp),
+        "fiftyone_version": info.version,
+        "segqual_version": getattr(cfg, "segqual_version", None),
+        "status": getattr(cfg, "status", None),
+        "method": method,
+    }
+    if method == "num_pixel_issues":
+        summary["downsample"] = getattr(cfg, "downsample", None)
+    else:
+        summary["temperature"] = getattr(cfg, "temperature", None)
+    for name in ("issue_threshold", "min_region_area", "label_field", "probs", "classes", "ignore", "output_dir"):
+        value = getattr(cfg, name, None)
+        summary[name] = dict(value) if isinstance(value, dict) else value
+    score = fields["score"]
+    summary.update(
+        fields=list(fields.values()),
+        missing_fields=[f for f in fields.values() if not dataset.has_field(f)],
+        num_scored=dataset.count(score) if dataset.has_field(score) else 0,
+        num_samples=len(dataset),
+        lock=lock_holder(dataset, score_field),
+    )
+    return summary

@@ -195,3 +195,16 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def lock_holder(dataset, score_field: str) -> Optional[str]:
+    """Who is writing ``score_field`` of ``dataset`` right now (process,
+    host, start, last heartbeat), or None. A dead or silent holder does not
+    count: the next run would take its lock over."""
+    import fiftyone.core.odm as foo
+
+    doc = foo.get_db_conn()[COLLECTION].find_one({"_id": f"{dataset._doc.id}/{score_field}"})
+    now = _now()
+    if doc is None or _holder_is_dead(doc, socket.gethostname(), now):
+        return None
+    return _describe(doc, now)

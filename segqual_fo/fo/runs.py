@@ -15,6 +15,10 @@
   checkpoint.
 
 Both refuse while a run holds the key's lock (:mod:`segqual_fo.fo.runlock`).
+FiftyOne, though, logs an error of a run class's ``rename``/``cleanup`` and
+renames or deletes the record anyway; :func:`rename_label_quality_run` and
+:func:`delete_label_quality_run` check first and undo the record change if
+the run class failed all the same (what the CLI and the plugin use).
 
 The config's class path ``segqual_fo.fo.runs.LabelQualityConfig`` is stored
 in the database: never move or rename these two classes. Runs recorded by
@@ -26,6 +30,7 @@ they load as before, are replaced when rescored, and
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import shutil
 import uuid
@@ -40,8 +45,8 @@ import segqual_fo
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError
 from segqual_fo.fo.checkpoint import RunCheckpoint
 from segqual_fo.fo.commit import sweep_orphans
-from segqual_fo.fo.runlock import RunLock
-from segqual_fo.options import output_fields
+from segqual_fo.fo.runlock import RunLock, lock_holder
+from segqual_fo.options import check_field_name, output_fields
 from segqual_fo.writers.files import is_own_output, token_of
 
 #: ``config.tool`` of every segqual run (typed and legacy).
@@ -363,3 +368,108 @@ def resume_state(dataset, key: str, old_files: Dict[str, List[str]], resume: boo
             done = {sid: True for sid, paths in old_files.items() if any(token_of(p) == token for p in paths)}
             return token, done
     return uuid.uuid4().hex[:8], {}
+
+
+# --------------------------------------------------------------------------
+# renaming and deleting, checked
+
+
+class _RunErrors(logging.Handler):
+    """Collects what FiftyOne logs about runs meanwhile: it catches the
+    errors of a run's rename()/cleanup() and only logs them."""
+
+    _logger = logging.getLogger("fiftyone.core.runs")
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: List[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.removeHandler(self)
+
+
+def _segqual_run(dataset, key: str):
+    if key not in dataset.list_runs() or not is_segqual_config(dataset.get_run_info(key).config):
+        raise FiftyOneInputError(f"{key!r} is not a segqual run of dataset {dataset.name!r}.")
+    return dataset.get_run_info(key)
+
+
+def running_problem(dataset, key: str) -> Optional[str]:
+    """Why the run ``key`` cannot be renamed or deleted now, else None."""
+    holder = lock_holder(dataset, key)
+    return None if holder is None else f"a segqual run is writing {key!r} ({holder}); wait for it to finish."
+
+
+def rename_problem(dataset, key: str, new_key: Any) -> Optional[str]:
+    """Why ``new_key`` cannot be the new key of the run ``key``, else None."""
+    try:
+        check_field_name(new_key, "the new run key")
+    except InvalidInputError as e:
+        return str(e)
+    if new_key == key:
+        return f"{new_key!r} is already the run's key."
+    if new_key in dataset.list_runs():
+        return f"{new_key!r} is the key of another run on this dataset; choose another key."
+    taken = [f for f in output_fields(new_key).values() if dataset.has_field(f)]
+    if taken:
+        return f"fields {', '.join(taken)} already exist; choose another key."
+    return running_problem(dataset, key)
+
+
+def rename_label_quality_run(dataset, key: str, new_key: str) -> Dict[str, str]:
+    """Renames the segqual run ``key`` and all its output fields to
+    ``new_key`` (upgrading 0.1 records first); returns the new fields.
+
+    Raises:
+        FiftyOneInputError: not a segqual run, a bad or taken new key, a run
+            writing the key; nothing is changed
+    """
+    upgrade_runs(dataset)
+    _segqual_run(dataset, key)
+    problem = rename_problem(dataset, key, new_key)
+    if problem:
+        raise FiftyOneInputError(f"cannot rename the run {key!r}: {problem}")
+    with _RunErrors() as errors:
+        dataset.rename_run(key, new_key)
+    fields = dataset.get_run_info(new_key).config.fields
+    if fields != output_fields(new_key):  # the run class failed after all
+        dataset.rename_run(new_key, key)  # the record goes back; its fields never moved
+        reason = errors.messages[0] if errors.messages else "unknown"
+        raise FiftyOneInputError(f"could not rename the run {key!r} to {new_key!r}: {reason}")
+    return fields
+
+
+def delete_label_quality_run(dataset, key: str) -> List[str]:
+    """Deletes the segqual run ``key``, its output fields and PNG files
+    (upgrading 0.1 records first); returns the fields deleted.
+
+    Raises:
+        FiftyOneInputError: not a segqual run, or a run writing the key;
+            nothing is changed
+    """
+    upgrade_runs(dataset)
+    info = _segqual_run(dataset, key)
+    problem = running_problem(dataset, key)
+    if problem:
+        raise FiftyOneInputError(f"cannot delete the run {key!r}: {problem}")
+    fields = list((info.config.fields or output_fields(key)).values())
+    existing = [f for f in fields if dataset.has_field(f)]
+    try:
+        results = dataset.load_run_results(key)  # to put the record back if the cleanup fails
+    except Exception:  # a run without saved results (killed before completing)
+        results = None
+    with _RunErrors() as errors:
+        dataset.delete_run(key)
+    left = [f for f in fields if dataset.has_field(f)]
+    if left:  # the run class failed after all: put the record back
+        dataset.register_run(key, info.config, results=results, cleanup=False)
+        reason = errors.messages[0] if errors.messages else "unknown"
+        raise FiftyOneInputError(f"could not delete the run {key!r}: {reason}")
+    return existing

@@ -15,7 +15,14 @@ from fiftyone.plugins.context import build_plugin_contexts
 from tests.plugin.conftest import PLUGIN, PLUGINS_DIR, uri
 
 PLUGIN_DIR = os.path.join(PLUGINS_DIR, "label-quality")
-OPERATORS = ["compute_label_quality", "sort_by_label_quality", "tag_label_issues"]
+OPERATORS = [
+    "compute_label_quality",
+    "sort_by_label_quality",
+    "tag_label_issues",
+    "get_label_quality_info",
+    "rename_label_quality_run",
+    "delete_label_quality_run",
+]
 PANELS = ["label_quality_panel"]
 
 
@@ -77,5 +84,5 @@ def test_listed_operators_are_in_the_operator_browser_and_panel_is_not():
 
 def test_only_compute_is_delegable():
     assert foo.get_operator(uri("compute_label_quality")).config.allow_delegated_execution
-    for name in ("sort_by_label_quality", "tag_label_issues"):
+    for name in [n for n in OPERATORS if n != "compute_label_quality"]:
         assert not foo.get_operator(uri(name)).config.allow_delegated_execution
