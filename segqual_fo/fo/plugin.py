@@ -41,12 +41,15 @@ def _is_source_checkout(path: str) -> bool:
 
 
 def _is_our_plugin(path: str) -> bool:
-    yml = os.path.join(path, "fiftyone.yml")
+    """Whether ``path`` holds a plugin named :data:`PLUGIN_NAME`."""
+    import yaml  # FiftyOne's dependency, as the plugin manifest's reader
+
     try:
-        with open(yml, encoding="utf-8") as f:
-            return PLUGIN_NAME in f.read()
-    except OSError:
+        with open(os.path.join(path, "fiftyone.yml"), encoding="utf-8") as f:
+            manifest = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
         return False
+    return isinstance(manifest, dict) and manifest.get("name") == PLUGIN_NAME
 
 
 def install_plugin(directory: Optional[str] = None, *, link: Optional[bool] = None) -> str:
