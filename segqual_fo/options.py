@@ -83,7 +83,7 @@ def output_fields(score_field: str) -> Dict[str, str]:
 def check_field_name(name: Any, what: str) -> str:
     """A sample field name (letters, digits, underscores; not starting
     with a digit; at most 64 characters)."""
-    if not isinstance(name, str) or not _FIELD_NAME.match(name):
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise InvalidInputError(f"{what} must be a field name (letters, digits, underscores), got {name!r}.")
     return name
 

@@ -34,6 +34,14 @@ from segqual_fo.errors import InvalidInputError, InvalidLabelsError
 VOID_VALUE = 255
 
 
+def _class_count_error(names: Sequence[str], num_classes: int) -> InvalidInputError:
+    return InvalidInputError(
+        f"the probabilities have K={num_classes} channels but the class list has "
+        f"{len(names)} classes ({list(names[:8])}{'...' if len(names) > 8 else ''}); "
+        "probability channel k must be class k. Pass classes=[...] in channel order."
+    )
+
+
 def void_value(num_classes: int) -> int:
     """The mask value of unlabelled pixels in masks we rasterise (COCO,
     Detections): 255, or 65535 (16-bit masks) when 255 is a class."""
@@ -81,6 +89,8 @@ class LabelMapping:
     ignore_classes: Tuple[int, ...] = ()
     default_void: bool = True
     resolved: bool = False
+    #: the class list was given (``classes=``): K must equal its length
+    explicit_classes: bool = False
 
     @classmethod
     def from_targets(
@@ -172,6 +182,7 @@ class LabelMapping:
             ignore_values=tuple(sorted(ignore_values)),
             ignore_classes=tuple(sorted(ignore_classes)),
             default_void=default_void and not rgb,
+            explicit_classes=classes is not None,
         )
 
     @property
@@ -189,6 +200,8 @@ class LabelMapping:
             InvalidInputError: the class list and K disagree
         """
         names = self.classes
+        if self.explicit_classes and len(names) != num_classes:
+            raise _class_count_error(names, num_classes)
         if self.value_to_class is None and not self.rgb:
             names = list(names or [])
             if len(names) > num_classes:
@@ -205,11 +218,7 @@ class LabelMapping:
                 ignore_values.add(VOID_VALUE)
         else:
             if len(names) != num_classes:
-                raise InvalidInputError(
-                    f"the probabilities have K={num_classes} channels but the class list has "
-                    f"{len(names)} classes ({names[:8]}{'...' if len(names) > 8 else ''}); "
-                    "probability channel k must be class k. Pass classes=[...] in channel order."
-                )
+                raise _class_count_error(names, num_classes)
             ignore_classes = set(self.ignore_classes)
             ignore_values = set(self.ignore_values)
             if self.default_void and VOID_VALUE not in self.value_to_class:

@@ -179,13 +179,17 @@ class FieldCommitter:
             self.on_commit(ids)
 
 
-def _remove_quietly(path: str) -> None:
+def _remove_quietly(path: str) -> bool:
+    """Removes ``path``; True if it was removed (a missing file, or one that
+    cannot be removed, is logged at most, never raised)."""
     try:
         os.remove(path)
+        return True
     except FileNotFoundError:
-        pass
+        return False
     except OSError as e:
         logger.warning("could not remove old output %s: %s", path, e)
+        return False
 
 
 def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) -> int:
@@ -200,14 +204,12 @@ def sweep_orphans(directory: str, referenced: Set[str], sample_ids: Set[str]) ->
     removed = 0
     for name in os.listdir(directory):
         if name.startswith(".tmp-") and name.endswith(".png"):
-            _remove_quietly(os.path.join(directory, name))
-            removed += 1
+            removed += _remove_quietly(os.path.join(directory, name))
             continue
         parsed = parse_output_name(name)
         if parsed is None or parsed[0] not in sample_ids:
             continue
         path = os.path.join(directory, name)
         if path not in referenced:
-            _remove_quietly(path)
-            removed += 1
+            removed += _remove_quietly(path)
     return removed

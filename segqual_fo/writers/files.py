@@ -37,7 +37,7 @@ def output_path(output_dir: str, score_field: str, sample_id: str, kind: str, to
             file-name component
     """
     for name, value in (("sample id", sample_id), ("score_field", score_field), ("kind", kind), ("token", token)):
-        if not _SAFE_ID.match(str(value)):
+        if not _SAFE_ID.fullmatch(str(value)):
             raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
     return os.path.join(output_dir, score_field, f"{sample_id}-{token}_{kind}.png")
 
@@ -45,7 +45,7 @@ def output_path(output_dir: str, score_field: str, sample_id: str, kind: str, to
 def parse_output_name(name: str) -> Optional[Tuple[str, str, str]]:
     """``(sample id, token, kind)`` of a file name :func:`output_path` made
     for a FiftyOne sample, else None."""
-    m = _OUTPUT_NAME.match(os.path.basename(name or ""))
+    m = _OUTPUT_NAME.fullmatch(os.path.basename(name or ""))
     return (m.group("id"), m.group("token"), m.group("kind")) if m else None
 
 
