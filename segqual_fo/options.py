@@ -18,7 +18,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from segqual_fo.adapters.masks import void_value
 from segqual_fo.adapters.probs import LAYOUTS, check_layout

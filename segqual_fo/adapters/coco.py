@@ -6,7 +6,7 @@ category ids are.
 
 Rasterisation rule, documented because instance annotations overlap:
 
-- pixels covered by no annotation are void (:data:`VOID_VALUE`, 255);
+- pixels covered by no annotation are void (:data:`~segqual_fo.adapters.masks.VOID_VALUE`, 255);
 - instances are painted from the largest area to the smallest, so where two
   objects overlap the smaller one wins (a cup stays visible on a table);
 - crowd regions (``iscrowd=1``, usually RLE) are void, except where a
@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from segqual_fo.adapters.masks import VOID_VALUE, void_value
+from segqual_fo.adapters.masks import void_value
 from segqual_fo.errors import InvalidFileError, InvalidInputError
 
 

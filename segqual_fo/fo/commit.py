@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-from typing import Any, Dict, Iterable, List, Optional, Set
+from typing import Any, Dict, Iterable, List, Set
 
 from bson import ObjectId
 

@@ -2,7 +2,6 @@
 results."""
 
 import dask
-import pytest
 
 from segqual_fo.cli import main
 from tests.dask.test_distributed import NAMES, assert_same_outputs

@@ -16,7 +16,6 @@ import time
 import pytest
 
 
-from tests.fo.helpers import segmentation_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -101,11 +100,3 @@ def wait_parked(proc: subprocess.Popen, timeout: float = 180) -> str:
             return line[line.index("PARKED") :].strip()
     proc.kill()
     pytest.fail("the child did not park:\n" + "".join(seen[-40:]))
-
-
-@pytest.fixture
-def persistent(make_dataset, tmp_path, rng):
-    """A persistent dataset of 80 small images (children load it by name)."""
-    ds = make_dataset("segqual-rel", persistent=True)
-    labels, probs, ids = segmentation_dataset(ds, tmp_path, rng, n=80, shape=(24, 32))
-    return ds, labels, probs, ids

@@ -8,12 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-import fiftyone as fo
 
 from segqual_fo import compute_label_quality
 from segqual_fo.writers.files import token_of
 from segqual_fo.core import get_label_quality_scores
-from tests.reliability.children import PARK_AFTER_COMMITS, child, persistent, scoring_child, wait_parked  # noqa: F401
+from tests.reliability.children import PARK_AFTER_COMMITS, child, scoring_child, wait_parked
 
 
 def _committed(ds, field, token):

@@ -16,7 +16,7 @@ from segqual_fo.fo.checkpoint import COLLECTION as CHECKPOINTS
 from segqual_fo.writers.files import token_of
 from segqual_fo.core import find_label_issues, get_label_quality_scores
 from segqual_fo.errors import InvalidInputError
-from tests.reliability.children import PARK_IN_PROGRESS, persistent, scoring_child, wait_parked  # noqa: F401
+from tests.reliability.children import PARK_IN_PROGRESS, scoring_child, wait_parked
 
 FIELDS = ["label_quality", "label_quality_num_issues", "label_quality_heatmap", "label_quality_issues", "label_quality_regions"]
 

@@ -17,7 +17,7 @@ from segqual_fo.core import get_label_quality_scores
 from segqual_fo.errors import SegQualError
 from segqual_fo.fo.runlock import COLLECTION, STALE_SECONDS, RunLock, RunLockedError
 from tests.fo.helpers import segmentation_dataset
-from tests.reliability.children import PARK_AFTER_COMMITS, persistent, scoring_child, wait_parked  # noqa: F401
+from tests.reliability.children import PARK_AFTER_COMMITS, scoring_child, wait_parked
 
 
 def _locks(ds):
