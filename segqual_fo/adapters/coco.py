@@ -99,8 +99,3 @@ def coco_annotations_to_label_mask(
         m = coco.annToMask(ann).astype(bool) & ~painted
         out[m] = void
     return out
-
-
-def images_by_file_stem(coco) -> Dict[str, dict]:
-    """file stem -> COCO image record."""
-    return {os.path.splitext(os.path.basename(img["file_name"]))[0]: img for img in coco.dataset.get("images", [])}

@@ -302,12 +302,16 @@ class ScoringJob:
     downsample: int
     issue_threshold: float
     ignore: Any
-    num_classes: int
     mapping: LabelMapping
     probs_opts: Dict[str, Any]
     decoder: LabelDecoder
     output: OutputSpec
     cache_dir: str
+
+    @property
+    def num_classes(self) -> int:
+        """K: the length of the class list (held once, by the mapping)."""
+        return len(self.mapping.classes)
 
     def images(self, ids, filepaths, label_refs, probs_paths) -> SampleImages:
         """Lazy images of some samples; ``label_refs`` are their label

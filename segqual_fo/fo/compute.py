@@ -336,7 +336,6 @@ def _job(opts, resolved: ResolvedInputs, output_dir: str, token: str) -> Scoring
         downsample=opts.downsample,
         issue_threshold=opts.issue_threshold,
         ignore=resolved.mapping.core_ignore,
-        num_classes=len(resolved.classes),
         mapping=resolved.mapping,
         probs_opts=dict(key=opts.probs_key, layout=opts.layout, logits=opts.logits, resize=opts.resize),
         decoder=resolved.decoder,
