@@ -623,13 +623,18 @@ def test_ctrl_c_during_score_exits_130(script, datasets, tmp_path):
     assert all((s is None) == (h is None) for s, h in zip(scores, heatmaps))
 
 
-def test_ctrl_c_stops_the_app(script, data):
-    """`segqual app` says "press Ctrl+C to stop": SIGINT is its normal way
-    out, so it stops the App server and exits 0 (not 130, an aborted run)."""
+def test_ctrl_c_stops_the_app(script, data, tmp_path):
+    """`segqual app` installs the plugin into FiftyOne's plugins directory
+    when it is missing there, and says "press Ctrl+C to stop": SIGINT is its
+    normal way out, so it stops the App server and exits 0 (not 130, an
+    aborted run)."""
     port = free_port()
+    plugins = tmp_path / "users-plugins"
+    (plugins / "someone-elses").mkdir(parents=True)
+    (plugins / "someone-elses" / "fiftyone.yml").write_text('name: "@someone/else"\n')
     proc = subprocess.Popen(
         [SCRIPT, "app", data["name"], "--port", str(port), "--score-field", "lq_base"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(FIFTYONE_PLUGINS_DIR=str(plugins)),
     )
     lines = []
     try:
@@ -652,5 +657,9 @@ def test_ctrl_c_stops_the_app(script, data):
             proc.communicate()
     assert proc.returncode == 0, f"exit {proc.returncode}\n{err[-2000:]}"
     assert "Traceback" not in err, err[-2000:]
+    # the plugin went next to the user's own, which is untouched
+    assert any("installed the label-quality plugin" in line for line in lines), lines
+    assert (plugins / "segqual-label-quality" / "fiftyone.yml").is_file()
+    assert (plugins / "someone-elses" / "fiftyone.yml").read_text() == 'name: "@someone/else"\n'
     with pytest.raises(OSError):  # the server went with it
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
