@@ -48,9 +48,12 @@ def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
             return np.lib.format.read_array_header_1_0(fp)
-        if version == (2, 0):
+        # 3.0 differs from 2.0 only in a UTF-8 (not latin-1) header, which
+        # matters only for structured dtypes' field names, refused anyway;
+        # numpy has no public reader for it (and numpy 2 hides the private one)
+        if version in ((2, 0), (3, 0)):
             return np.lib.format.read_array_header_2_0(fp)
-        return np.lib.format._read_array_header(fp, version)  # (3, 0)
+        raise ValueError(f"unsupported .npy format version {version}")
 
 
 def _check_header(shape, dtype, path: str, max_bytes: int) -> None:

@@ -48,7 +48,8 @@ def normalize_ignore_index(ignore_index: Any) -> Tuple[int, ...]:
     out = set()
     for v in values:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
-            if isinstance(v, numbers.Real) and float(v).is_integer():
+            # a bool is no mask value (True would silently ignore class 1)
+            if not isinstance(v, (bool, np.bool_)) and isinstance(v, numbers.Real) and float(v).is_integer():
                 v = int(v)
             else:
                 raise InvalidInputError(

@@ -86,8 +86,12 @@ def write_png_atomic(path: str, image: np.ndarray) -> None:
 def heatmap_image(pixel_scores: np.ndarray) -> np.ndarray:
     """(H,W) uint8 heatmap of ``1 - pixel score`` in 0..255; ignored (NaN)
     pixels and perfectly scored pixels are 0, which the App draws
-    transparent."""
-    bad = 1.0 - pixel_scores.astype(np.float32)
+    transparent.
+
+    Computed in float64, so the value is ``round(255 * (1 - s))`` of the
+    exact product for float32 / float16 scores, also next to a rounding tie
+    (a float32 product can round onto x.5 and come out 1 lower)."""
+    bad = 1.0 - pixel_scores.astype(np.float64)
     np.nan_to_num(bad, copy=False, nan=0.0)
     np.clip(bad, 0.0, 1.0, out=bad)
     return np.rint(bad * HEATMAP_SCALE).astype(np.uint8)

@@ -43,3 +43,11 @@ def test_fast_and_fiftyone_documents_store_the_same(make_dataset, tmp_path, rng,
         assert a == b
     assert sum(len(r["regions"]["detections"]) for r in fast) > 0
     assert np.array_equal(ds.values("lq_fast"), ds.values("lq_slow"))
+
+
+def test_a_failing_comparison_counts_as_a_mismatch(monkeypatch):
+    def broken(doc):
+        raise TypeError("cannot compare")
+
+    monkeypatch.setattr(documents, "_without_ids", broken)
+    assert documents.matches_fiftyone(documents.example_regions()) is False

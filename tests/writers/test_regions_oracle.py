@@ -233,3 +233,21 @@ def test_another_region_inside_the_box_is_not_part_of_the_mask():
     assert list(small.bounding_box) == _box(8, 1, 3, 2)
     assert (small.area, small.given_class, small.predicted_class, small.mean_score) == (6, 7, 6, 0.0)
     assert small.mask.shape == (2, 3) and small.mask.all()
+
+
+def test_defaults_keep_single_pixel_regions_and_at_most_100():
+    # 11 x 11 = 121 isolated single pixels (every other row and column of a
+    # 22x22 image: no two touch, even diagonally): the defaults min_area=1
+    # and max_regions=100 keep exactly 100 one-pixel regions
+    issues = np.zeros((22, 22), bool)
+    issues[::2, ::2] = True
+    labels = np.zeros((22, 22), np.int64)
+    pred = np.zeros((22, 22), np.int64)
+    scores = np.zeros((22, 22), np.float32)
+    regions = find_regions(issues, labels, pred, scores)
+    assert len(regions) == 100
+    assert {r.area for r in regions} == {1}
+    assert len(find_regions(issues, labels, pred, scores, max_regions=121)) == 121
+    # fewer than 100 are all kept
+    issues[12:, :] = False  # rows 0, 2, .., 10: 6 x 11 = 66 pixels
+    assert len(find_regions(issues, labels, pred, scores)) == 66
