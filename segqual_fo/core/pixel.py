@@ -428,7 +428,7 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) ->
         return argmax_first(p, pmax, dtype, axis=1)
     n_img, k = p.shape[:2]
     hw = cand[0].size
-    pred = lab.astype(dtype)
+    pred = lab.astype(dtype, order="C")  # written through flat views below
     if idx.size:
         flat = p.reshape(n_img, k, hw)
         for b in range(n_img):

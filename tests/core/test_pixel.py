@@ -161,3 +161,26 @@ def test_sparse_argmax_path_is_exact(rng):
     ev = pixel_evidence(labels, p, with_argmax=True)
     np.testing.assert_array_equal(ev.pred, p.argmax(1))
     np.testing.assert_array_equal(ev.pred_prob, p.max(1))
+
+
+@pytest.mark.parametrize("layout", ["F", "transposed", "strided"])
+def test_sparse_argmax_with_labels_that_are_not_c_contiguous(rng, layout):
+    # the sparse argmax writes through a flat view of the label copy: a
+    # Fortran-ordered or strided label array must not make that a copy (the
+    # argmax of the few disagreeing pixels was lost, so their issues too)
+    h, w, k = 40, 50, 3
+    lab = rng.integers(0, k, (h, w))
+    x = rng.normal(size=(k, h, w))
+    np.put_along_axis(x, lab[None], 10.0, 0)
+    lab[5, 5] = (lab[5, 5] + 1) % k  # one confident disagreement: few candidates
+    p = np.exp(x)
+    p = (p / p.sum(0)).astype(np.float32)
+    given = {
+        "F": np.asfortranarray(lab),
+        "transposed": np.ascontiguousarray(lab.T).T,
+        "strided": np.repeat(lab, 2, axis=1)[:, ::2],
+    }[layout]
+    assert not given.flags.c_contiguous
+    ev = pixel_evidence(given, p, with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, p.argmax(0))
+    assert ev.disagree[5, 5] and ev.disagree.sum() == 1
