@@ -71,8 +71,12 @@ def test_shape_mismatch_suggests_transpose(rng):
 
 def test_shape_mismatch_lower_resolution(rng):
     p = random_probs(rng, (3, 4, 4))
-    with pytest.raises(ShapeMismatchError, match="lower-resolution"):
+    with pytest.raises(ShapeMismatchError, match=r"lower-resolution: pass LowResProbs\(probs, \(8, 8\)\)"):
         pixel_evidence(np.zeros((8, 8), int), p)
+    # and the hint works
+    from segqual_fo.core import LowResProbs
+
+    assert pixel_evidence(np.zeros((8, 8), int), LowResProbs(p, (8, 8))).pixel_scores.shape == (8, 8)
 
 
 def test_label_values_outside_classes_name_image_and_fix(rng):
