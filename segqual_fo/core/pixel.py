@@ -408,7 +408,7 @@ def argmax_first(p: np.ndarray, pmax: np.ndarray, dtype: np.dtype, axis: int = 0
     return acc
 
 
-def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) -> np.ndarray:
+def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True, below=None) -> np.ndarray:
     """Argmax class of (B,K,H,W) ``p`` (first maximum on ties), computed only
     where it can differ from the label.
 
@@ -419,17 +419,24 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) ->
     and gathering their K values beats K passes over the whole image; when
     more than a tenth of the pixels are candidates the dense path is used.
     Unnormalised scores (``normalized=False``) can tie above 1/2, so they
-    always take the dense path.
+    always take the dense path. With ``below``, only valid pixels scoring
+    below it are candidates, and every other pixel gets its label.
     """
+    keep = None
+    if below is not None:
+        with np.errstate(invalid="ignore"):
+            keep = scores < below  # the caller's own comparison; NaN (ignored) is False
     if not normalized:
-        return argmax_first(p, pmax, dtype, axis=1)
+        return _label_outside(argmax_first(p, pmax, dtype, axis=1), lab, keep)
     with np.errstate(invalid="ignore"):
         cand = (pmax > scores) | (scores * 2 <= 1 + tol)
     if valid is not None:
         cand |= ~valid
+    if keep is not None:
+        cand &= keep
     idx = np.flatnonzero(cand.reshape(-1))
     if idx.size * 10 > cand.size:
-        return argmax_first(p, pmax, dtype, axis=1)
+        return _label_outside(argmax_first(p, pmax, dtype, axis=1), lab, keep)
     n_img, k = p.shape[:2]
     hw = cand[0].size
     pred = lab.astype(dtype, order="C")  # written through flat views below
@@ -444,6 +451,13 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) ->
     return pred
 
 
+def _label_outside(pred: np.ndarray, lab: np.ndarray, keep: Optional[np.ndarray]) -> np.ndarray:
+    """``pred`` with the label wherever ``keep`` is False (when given)."""
+    if keep is not None:
+        np.copyto(pred, lab, where=~keep, casting="unsafe")
+    return pred
+
+
 def pixel_evidence(
     labels: np.ndarray,
     pred_probs: np.ndarray,
@@ -454,6 +468,7 @@ def pixel_evidence(
     index: Optional[int] = None,
     out: Optional[np.ndarray] = None,
     allow_unnormalized: bool = False,
+    argmax_below: Optional[float] = None,
 ) -> PixelEvidence:
     """Self-confidence (and optionally argmax) of one image, validated.
 
@@ -479,6 +494,12 @@ def pixel_evidence(
         allow_unnormalized (False): accept finite, non-negative scores that
             do not sum to 1 (and integer scores), used as given and flagged
             in ``unnormalized``, instead of raising
+        argmax_below (None): with ``with_argmax``, compute the argmax only
+            at the valid pixels whose score is below this (``s <
+            argmax_below``, compared as the caller compares); elsewhere
+            ``pred`` is the label and ``pred_prob`` is unspecified. For
+            callers that read the argmax of low-score pixels only (softmin
+            issues), it spares the argmax of the uncertain rest
 
     Returns:
         a :class:`PixelEvidence`
@@ -490,7 +511,14 @@ def pixel_evidence(
         raise InvalidInputError(f"check_probs must be one of {CHECK_PROBS_MODES}, got {check_probs!r}.")
     if isinstance(pred_probs, LowResProbs):
         return _resampled_evidence(
-            labels, pred_probs, ignore=ignore, with_argmax=with_argmax, check_probs=check_probs, index=index, out=out
+            labels,
+            pred_probs,
+            ignore=ignore,
+            with_argmax=with_argmax,
+            check_probs=check_probs,
+            index=index,
+            out=out,
+            argmax_below=argmax_below,
         )
     lab = np.asarray(labels)
     p = np.asarray(pred_probs)
@@ -590,7 +618,15 @@ def pixel_evidence(
                 index=name.position(b),
             )
         ev.pred = _argmax(
-            p, pmax, scores, lab, valid, tol, class_dtype(num_classes), normalized=unnormalized is None
+            p,
+            pmax,
+            scores,
+            lab,
+            valid,
+            tol,
+            class_dtype(num_classes),
+            normalized=unnormalized is None,
+            below=argmax_below,
         )
         ev.pred_prob = pmax
     if not batched:
@@ -616,6 +652,7 @@ def _resampled_evidence(
     check_probs: str,
     index: Optional[int],
     out: Optional[np.ndarray],
+    argmax_below: Optional[float] = None,
 ) -> PixelEvidence:
     """:func:`pixel_evidence` of one image whose probabilities are stored at
     another resolution: the same evidence as ``probs.dense()`` would give
@@ -632,7 +669,8 @@ def _resampled_evidence(
       too (its extra ``pmax > s`` test cannot fire without ``2 s <= 1 +
       tol`` on normalised input); their K values come from
       :meth:`LowResProbs.at`, in chunks, and the argmax is taken on them as
-      the dense path does. Everywhere else the argmax is the label.
+      the dense path does. Everywhere else the argmax is the label. With
+      ``argmax_below``, only candidates scoring below it are read.
     - ``pred_prob``: the dense path's ``pmax`` at every pixel: computed at
       the candidates, and equal to ``s`` elsewhere (the label's value is the
       maximum there). Consumers read it only where ``pred != label``
@@ -686,6 +724,9 @@ def _resampled_evidence(
             cand = scores * 2 <= 1 + tol
         if valid is not None:
             cand |= ~valid
+        if argmax_below is not None:
+            with np.errstate(invalid="ignore"):
+                cand &= scores < argmax_below
         idx = np.flatnonzero(cand.reshape(-1))
         pred = lab.astype(dtype, order="C")  # written through flat views below
         pmax = scores.copy()

@@ -188,3 +188,20 @@ def test_sparse_argmax_with_labels_that_are_not_c_contiguous(rng, layout):
     ev = pixel_evidence(given, p, with_argmax=True)
     np.testing.assert_array_equal(ev.pred, p.argmax(0))
     assert ev.disagree[5, 5] and ev.disagree.sum() == 1
+
+
+@pytest.mark.parametrize("strength", [0.0, 9.0], ids=["dense-branch", "candidate-branch"])
+def test_argmax_below(rng, strength):
+    from tests.core.helpers import blob_labels, plausible_model
+
+    labels = blob_labels(rng, 2, 5, 32, 32)
+    p = plausible_model(rng, labels, 5, strength=strength)
+    labels[:, 3:9, 3:9] = (labels[:, 3:9, 3:9] + 1) % 5
+    labels[0, 0, :4] = 255
+    full = pixel_evidence(labels, p, ignore=(255,), with_argmax=True)
+    low = pixel_evidence(labels, p, ignore=(255,), with_argmax=True, argmax_below=0.2)
+    with np.errstate(invalid="ignore"):
+        keep = full.pixel_scores < 0.2
+    assert keep.any() and not keep.all()
+    np.testing.assert_array_equal(low.pred[keep], p.argmax(1)[keep])
+    np.testing.assert_array_equal(low.pred[~keep], full.labels[~keep])

@@ -281,3 +281,26 @@ def test_pickles_and_reads_like_an_array(rng):
     assert np.asarray(lr, dtype=np.float64).dtype == np.float64
     assert "stored 4x5 uint8" in repr(lr)
     assert LowResProbs(_valid(rng, np.float64), (8, 10)).dtype == np.float64
+
+
+def test_argmax_below_reads_only_low_scores(rng, monkeypatch):
+    labels, lowres = _images(rng, 1, 5, (10, 14), (37, 53), np.uint8, ignore=255)
+    lab, lr = labels[0], lowres[0]
+    read = []
+    real_at = LowResProbs.at
+
+    def counting_at(self, pixels):
+        read.append(np.asarray(pixels).copy())
+        return real_at(self, pixels)
+
+    monkeypatch.setattr(LowResProbs, "at", counting_at)
+    full = pixel_evidence(lab, lr, ignore=(255,), with_argmax=True)
+    n_full = sum(r.size for r in read)
+    read.clear()
+    low = pixel_evidence(lab, lr, ignore=(255,), with_argmax=True, argmax_below=0.1)
+    got = np.concatenate(read)
+    s = full.pixel_scores.reshape(-1)
+    assert 0 < got.size < n_full and (s[got] < 0.1).all()
+    keep = full.pixel_scores < 0.1
+    np.testing.assert_array_equal(low.pred[keep], full.pred[keep])
+    np.testing.assert_array_equal(low.pred[~keep], full.labels[~keep])
