@@ -122,7 +122,7 @@ class LowResProbs:
     Example::
 
         >>> import numpy as np
-        >>> p = np.array([[[0.2, 0.6]], [[0.8, 0.4]]], dtype=np.float32)
+        >>> p = np.array([[[0.2, 0.6]], [[0.8, 0.4]]])  # K=2, 1x2
         >>> lr = LowResProbs(p, (1, 4))
         >>> lr.shape
         (2, 1, 4)
