@@ -8,6 +8,12 @@ make us allocate gigabytes.
 
 Layout is stated, never guessed: ``layout="KHW"`` (class axis first, the
 default) or ``"HWK"`` (class axis last, as many frameworks save it).
+
+Probabilities at the model's resolution (a stride of 4 or 8) are not
+resized here: with ``resize=True`` they come back as a
+:class:`~segqual_fo.core.resample.LowResProbs`, which the core reads at the
+mask's resolution on the fly (exactly the bilinear, renormalised resize,
+without its K x H x W array).
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import (
     InvalidFileError,
     InvalidInputError,
@@ -186,25 +193,23 @@ def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def resize_probs(probs: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of (K,H,W) probabilities to (K, *shape), renormalised.
+    """Bilinear resize of (K,h,w) probabilities to (K, *shape), renormalised.
 
-    Interpolation keeps values in [0, 1] but sums drift slightly, so every
-    pixel is renormalised. Computed in float32.
+    The one definition of the resize is
+    :class:`~segqual_fo.core.resample.LowResProbs` (OpenCV's INTER_LINEAR
+    geometry, then every pixel divided by its sum, computed as the
+    interpolated stored sum); this returns its :meth:`dense` array. It no
+    longer calls OpenCV: ``cv2.resize`` followed by a renormalisation gives
+    the same values within about 1e-7 (OpenCV rounds its coordinates and
+    weights to float32). Computed in float32, or float64 for float64 input;
+    uint8 is read as ``round(p * 255)``. Values are not validated here
+    (:meth:`LowResProbs.validate` does that).
+
+    Scoring does not need this: :func:`to_class_first` with ``resize=True``
+    returns the :class:`LowResProbs`, which the core reads without making
+    the K x H x W array.
     """
-    import cv2  # OpenCV ships with FiftyOne
-
-    k = probs.shape[0]
-    h, w = shape
-    p = probs.astype(np.float32) / (255.0 if probs.dtype == np.uint8 else 1.0)
-    hwk = np.ascontiguousarray(p.transpose(1, 2, 0))
-    out = np.empty((h, w, k), dtype=np.float32)
-    for start in range(0, k, 512):  # OpenCV handles at most 512 channels
-        stop = min(start + 512, k)
-        r = cv2.resize(hwk[:, :, start:stop], (w, h), interpolation=cv2.INTER_LINEAR)
-        out[:, :, start:stop] = r.reshape(h, w, stop - start)
-    out = np.ascontiguousarray(out.transpose(2, 0, 1))
-    out /= out.sum(axis=0, keepdims=True)
-    return out
+    return LowResProbs(probs, shape).dense()
 
 
 def to_class_first(
@@ -216,18 +221,28 @@ def to_class_first(
     target_shape: Optional[Sequence[int]] = None,
     resize: bool = False,
     where: str = "pred_probs",
-) -> np.ndarray:
+) -> Union[np.ndarray, LowResProbs]:
     """Brings one image's stored probabilities into the core's (K,H,W) form.
 
     Args:
         array: (K,H,W) or (H,W,K) array as stored
         layout ("KHW"): which of the two it is
-        logits (False): apply a softmax over the class axis
+        logits (False): apply a softmax over the class axis (at the stored
+            resolution, before any resize)
         num_classes (None): expected K (the class list's length)
         target_shape (None): the label mask's (H, W)
-        resize (False): bilinearly resize a different-resolution output to
-            ``target_shape`` (renormalised) instead of raising
+        resize (False): read a different-resolution output at
+            ``target_shape``, bilinearly interpolated and renormalised,
+            instead of raising
         where ("pred_probs"): how to name this array in errors
+
+    Returns:
+        the (K,H,W) array (a view of ``array`` when nothing changes); with
+        ``resize=True`` and another resolution, a
+        :class:`~segqual_fo.core.resample.LowResProbs` that reads the stored
+        array at ``target_shape`` on demand (the core scores it exactly as
+        the resized array, in memory bounded by the mask's area;
+        ``np.asarray`` of it gives that array, :func:`resize_probs`)
 
     Raises:
         ShapeMismatchError: K or (H, W) disagree with the expectation
@@ -264,7 +279,7 @@ def to_class_first(
                 f"{target_shape[0]}x{target_shape[1]}. Pass resize=True to resize the "
                 "probabilities bilinearly to the mask, or store full-size probabilities."
             )
-        p = resize_probs(p, tuple(target_shape))
+        p = LowResProbs(p, tuple(target_shape))
     return p
 
 
@@ -278,8 +293,10 @@ def load_probs(
     target_shape: Optional[Sequence[int]] = None,
     resize: bool = False,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> np.ndarray:
-    """Reads a probability file and returns (K,H,W) probabilities.
+) -> Union[np.ndarray, LowResProbs]:
+    """Reads a probability file and returns (K,H,W) probabilities (a
+    :class:`~segqual_fo.core.resample.LowResProbs` when ``resize=True``
+    meets another resolution).
 
     Combines :func:`read_prob_array` and :func:`to_class_first`; see there.
 

@@ -16,12 +16,18 @@ yields one :class:`ImageResult` per image from lazy sequences; its building
 blocks are :func:`pixel_evidence`, which scores one image, :class:`IssueFinder` accumulates
 thresholds and selects issues across a dataset, :func:`image_softmin_score`
 pools one image.
+
+Probabilities at the model's resolution: :class:`LowResProbs` wraps one
+image's (K,h,w) array and reads it at the mask's (H,W), bilinearly
+interpolated on the fly; every function above takes sequences of them and
+gives exactly the scores of the full-resolution array, without making it.
 """
 
 from segqual_fo.core.display import display_issues
 from segqual_fo.core.filter import find_label_issues
 from segqual_fo.core.issues import DirectoryCache, IssueFinder, IssueSelection, MemoryCache
 from segqual_fo.core.pixel import PixelEvidence, pixel_evidence
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.core.rank import (
     METHODS,
     get_label_quality_scores,
@@ -45,6 +51,7 @@ __all__ = [
     "DirectoryCache",
     "IssueFinder",
     "IssueSelection",
+    "LowResProbs",
     "MemoryCache",
     "PixelEvidence",
     "common_label_issues",

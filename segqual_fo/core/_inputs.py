@@ -2,7 +2,9 @@
 
 The public functions accept ``labels`` as an (N,H,W) array or a sequence of
 (H,W) arrays, and ``pred_probs`` as an (N,K,H,W) array (memmaps welcome) or a
-sequence of (K,H,W) arrays. :class:`ImageSource` hides the difference and
+sequence of (K,H,W) arrays (or of
+:class:`~segqual_fo.core.resample.LowResProbs`, probabilities at the model's
+resolution read at the mask's). :class:`ImageSource` hides the difference and
 hands out one image at a time, so nothing here ever materialises the whole
 dataset. Validation of the values of one image lives in
 :mod:`segqual_fo.core.pixel`; this module checks counts and argument types.
@@ -20,6 +22,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
 
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import InvalidInputError, ShapeMismatchError, UnnormalizedProbabilitiesWarning
 
 #: Values of ``unnormalized=``: what to do with finite, non-negative class
@@ -308,8 +311,12 @@ class ImageSource:
     def labels(self, i: int) -> np.ndarray:
         return np.asanyarray(self._labels[i])
 
-    def probs(self, i: int) -> np.ndarray:
-        return np.asanyarray(self._probs[i])
+    def probs(self, i: int) -> Any:
+        """Image i's (K,H,W) probabilities: an array, or a
+        :class:`~segqual_fo.core.resample.LowResProbs` handed on as it is
+        (``np.asanyarray`` would interpolate all K channels)."""
+        p = self._probs[i]
+        return p if isinstance(p, LowResProbs) else np.asanyarray(p)
 
 
 class PerImageOutput:

@@ -67,6 +67,7 @@ import numpy.typing as npt
 from segqual_fo.core._inputs import check_positive_int, normalize_ignore_index
 from segqual_fo.core.cache import CacheEntry, DirectoryCache, MemoryCache  # noqa: F401  (re-exported)
 from segqual_fo.core.pixel import PixelEvidence, argmax_first, class_dtype, pixel_evidence
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError, SegQualError, ShapeMismatchError
 
 #: Lower bound of a confident threshold (cleanlab's CONFIDENT_THRESHOLDS_LOWER_BOUND).
@@ -157,13 +158,30 @@ class IssueSelection:
     tie_quota: Dict[int, int] = field(default_factory=dict)
 
 
-def block_mean_probs(p: np.ndarray, factor: int, index: Optional[int] = None) -> np.ndarray:
+def block_mean_probs(p, factor: int, index: Optional[int] = None, *, row_offset: int = 0) -> np.ndarray:
     """Averages f x f blocks of (K,H,W) probabilities and renormalises.
+
+    ``p`` may be a :class:`~segqual_fo.core.resample.LowResProbs`: its
+    full-resolution rows are interpolated a strip of blocks at a time (about
+    a million values per strip, never K x H x W) and each strip is averaged
+    by this same function, so the result equals that of ``p.dense()`` bit
+    for bit (a block's mean reads its own f x f pixels only). ``row_offset``
+    is the first row of ``p`` in the image (for messages).
 
     Raises:
         InvalidProbabilitiesError: for a block whose scores are all 0 (only
             unnormalised scores can have one), which has no renormalisation
     """
+    if isinstance(p, LowResProbs):
+        k, h, w = p.shape
+        step = max(1, (1 << 20) // (k * factor * w)) * factor
+        return np.concatenate(
+            [
+                block_mean_probs(p.dense_rows(r, min(r + step, h)), factor, index, row_offset=r)
+                for r in range(0, h, step)
+            ],
+            axis=1,
+        )
     k, h, w = p.shape
     small = p.reshape(k, h // factor, factor, w // factor, factor).mean(axis=(4, 2))
     sums = small.sum(axis=0)
@@ -172,7 +190,7 @@ def block_mean_probs(p: np.ndarray, factor: int, index: Optional[int] = None) ->
         where = "pred_probs" if index is None else f"pred_probs[{index}]"
         raise InvalidProbabilitiesError(
             f"{where}: every class score is 0 in the downsample={factor} block at rows "
-            f"{r * factor}..{(r + 1) * factor - 1}, cols {c * factor}..{(c + 1) * factor - 1}, "
+            f"{row_offset + r * factor}..{row_offset + (r + 1) * factor - 1}, cols {c * factor}..{(c + 1) * factor - 1}, "
             "which cannot be renormalised. Use downsample=1, or scores that are not all 0.",
             index=index,
         )

@@ -2,7 +2,9 @@
 
 Why one module of this size: validation (labels, dtypes, sums, unnormalised
 scores) and the scoring it guards read the same arrays in the same pass;
-kept together, the fast path reads the probabilities once.
+kept together, the fast path reads the probabilities once. Probabilities at
+the model's resolution (:class:`~segqual_fo.core.resample.LowResProbs`) are
+scored here too, by the same rules, so the two paths cannot drift apart.
 
 Legend: K classes, H x W pixels. ``labels`` is (H,W) of class indices (or
 ignored values), ``pred_probs`` is (K,H,W).
@@ -40,11 +42,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import (
     InvalidInputError,
     InvalidLabelsError,
@@ -72,7 +75,8 @@ class PixelEvidence:
             K > 254), only when requested
         pred_prob: (H,W) probability of the argmax class, only when requested
         probs: the (K,H,W) probabilities in the computation dtype (a view of
-            the input when no conversion was needed)
+            the input when no conversion was needed), or the
+            :class:`~segqual_fo.core.resample.LowResProbs` that was scored
         unnormalized: None when the probabilities sum to 1 (as far as
             checked); with ``allow_unnormalized=True`` and scores that do
             not, a bool per image (a 0-d array for one image, (B,) for a
@@ -86,7 +90,7 @@ class PixelEvidence:
     valid: Optional[npt.NDArray[np.bool_]]
     pred: Optional[npt.NDArray[np.integer]] = None
     pred_prob: Optional[npt.NDArray[np.floating]] = None
-    probs: Optional[npt.NDArray[np.floating]] = None
+    probs: Optional[Union[npt.NDArray[np.floating], LowResProbs]] = None
     unnormalized: Optional[npt.NDArray[np.bool_]] = None
     unnormalized_note: Optional[str] = None
 
@@ -404,7 +408,7 @@ def argmax_first(p: np.ndarray, pmax: np.ndarray, dtype: np.dtype, axis: int = 0
     return acc
 
 
-def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) -> np.ndarray:
+def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True, below=None) -> np.ndarray:
     """Argmax class of (B,K,H,W) ``p`` (first maximum on ties), computed only
     where it can differ from the label.
 
@@ -415,20 +419,27 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) ->
     and gathering their K values beats K passes over the whole image; when
     more than a tenth of the pixels are candidates the dense path is used.
     Unnormalised scores (``normalized=False``) can tie above 1/2, so they
-    always take the dense path.
+    always take the dense path. With ``below``, only valid pixels scoring
+    below it are candidates, and every other pixel gets its label.
     """
+    keep = None
+    if below is not None:
+        with np.errstate(invalid="ignore"):
+            keep = scores < below  # the caller's own comparison; NaN (ignored) is False
     if not normalized:
-        return argmax_first(p, pmax, dtype, axis=1)
+        return _label_outside(argmax_first(p, pmax, dtype, axis=1), lab, keep)
     with np.errstate(invalid="ignore"):
         cand = (pmax > scores) | (scores * 2 <= 1 + tol)
     if valid is not None:
         cand |= ~valid
+    if keep is not None:
+        cand &= keep
     idx = np.flatnonzero(cand.reshape(-1))
     if idx.size * 10 > cand.size:
-        return argmax_first(p, pmax, dtype, axis=1)
+        return _label_outside(argmax_first(p, pmax, dtype, axis=1), lab, keep)
     n_img, k = p.shape[:2]
     hw = cand[0].size
-    pred = lab.astype(dtype)
+    pred = lab.astype(dtype, order="C")  # written through flat views below
     if idx.size:
         flat = p.reshape(n_img, k, hw)
         for b in range(n_img):
@@ -437,6 +448,13 @@ def _argmax(p, pmax, scores, lab, valid, tol, dtype, normalized: bool = True) ->
                 q = idx[lo:hi] - b * hw
                 sub = flat[b][:, q]  # (K, n)
                 pred[b].reshape(-1)[q] = argmax_first(sub, pmax[b].reshape(-1)[q], dtype)
+    return pred
+
+
+def _label_outside(pred: np.ndarray, lab: np.ndarray, keep: Optional[np.ndarray]) -> np.ndarray:
+    """``pred`` with the label wherever ``keep`` is False (when given)."""
+    if keep is not None:
+        np.copyto(pred, lab, where=~keep, casting="unsafe")
     return pred
 
 
@@ -450,6 +468,7 @@ def pixel_evidence(
     index: Optional[int] = None,
     out: Optional[np.ndarray] = None,
     allow_unnormalized: bool = False,
+    argmax_below: Optional[float] = None,
 ) -> PixelEvidence:
     """Self-confidence (and optionally argmax) of one image, validated.
 
@@ -460,7 +479,9 @@ def pixel_evidence(
 
     Args:
         labels: (H,W) integer class indices
-        pred_probs: (K,H,W) probabilities (float16/32/64 or uint8 quantised)
+        pred_probs: (K,H,W) probabilities (float16/32/64 or uint8 quantised),
+            or a :class:`~segqual_fo.core.resample.LowResProbs` (one image;
+            see :func:`_resampled_evidence`)
         ignore (()): mask values to exclude (from
             :func:`segqual_fo.core._inputs.normalize_ignore_index`)
         with_argmax (False): also compute the argmax class and its probability
@@ -473,6 +494,12 @@ def pixel_evidence(
         allow_unnormalized (False): accept finite, non-negative scores that
             do not sum to 1 (and integer scores), used as given and flagged
             in ``unnormalized``, instead of raising
+        argmax_below (None): with ``with_argmax``, compute the argmax only
+            at the valid pixels whose score is below this (``s <
+            argmax_below``, compared as the caller compares); elsewhere
+            ``pred`` is the label and ``pred_prob`` is unspecified. For
+            callers that read the argmax of low-score pixels only (softmin
+            issues), it spares the argmax of the uncertain rest
 
     Returns:
         a :class:`PixelEvidence`
@@ -482,6 +509,17 @@ def pixel_evidence(
     """
     if check_probs not in CHECK_PROBS_MODES:
         raise InvalidInputError(f"check_probs must be one of {CHECK_PROBS_MODES}, got {check_probs!r}.")
+    if isinstance(pred_probs, LowResProbs):
+        return _resampled_evidence(
+            labels,
+            pred_probs,
+            ignore=ignore,
+            with_argmax=with_argmax,
+            check_probs=check_probs,
+            index=index,
+            out=out,
+            argmax_below=argmax_below,
+        )
     lab = np.asarray(labels)
     p = np.asarray(pred_probs)
     batched = lab.ndim == 3
@@ -505,7 +543,10 @@ def pixel_evidence(
         if p.shape[1:3] == hw:
             hint = " It looks like (H, W, K): transpose it to (K, H, W)."
         elif p.shape[2] and p.shape[3] and hw[0] % p.shape[2] == 0 and hw[1] % p.shape[3] == 0:
-            hint = " The model output looks lower-resolution: resize it to the mask first."
+            hint = (
+                " The model output looks lower-resolution: pass LowResProbs(probs, "
+                f"({hw[0]}, {hw[1]})) from segqual_fo.core, which reads it at the mask's size."
+            )
         raise ShapeMismatchError(
             f"{name('pred_probs')} has shape {p.shape[1:]} but {name('labels')} is {hw}; "
             f"expected (K, {hw[0]}, {hw[1]}).{hint}",
@@ -577,7 +618,15 @@ def pixel_evidence(
                 index=name.position(b),
             )
         ev.pred = _argmax(
-            p, pmax, scores, lab, valid, tol, class_dtype(num_classes), normalized=unnormalized is None
+            p,
+            pmax,
+            scores,
+            lab,
+            valid,
+            tol,
+            class_dtype(num_classes),
+            normalized=unnormalized is None,
+            below=argmax_below,
         )
         ev.pred_prob = pmax
     if not batched:
@@ -591,4 +640,109 @@ def pixel_evidence(
             unnormalized=None if unnormalized is None else unnormalized[0],
             unnormalized_note=ev.unnormalized_note,
         )
+    return ev
+
+
+def _resampled_evidence(
+    labels: np.ndarray,
+    probs: LowResProbs,
+    *,
+    ignore: Tuple[int, ...],
+    with_argmax: bool,
+    check_probs: str,
+    index: Optional[int],
+    out: Optional[np.ndarray],
+    argmax_below: Optional[float] = None,
+) -> PixelEvidence:
+    """:func:`pixel_evidence` of one image whose probabilities are stored at
+    another resolution: the same evidence as ``probs.dense()`` would give
+    (bit for bit), without the K x H x W array.
+
+    What each output needs, and gets:
+
+    - ``pixel_scores``: one value per pixel, its own class's
+      (:meth:`LowResProbs.gather`: 8 reads per pixel, whatever K is).
+    - ``pred`` (the argmax): interpolated vectors are normalised (to float
+      rounding, far below the sum tolerance ``tol``), so another class
+      reaches the label's value ``s`` only where ``2 s <= 1 + tol``. Those
+      pixels, and the ignored ones, are the candidates the dense path uses
+      too (its extra ``pmax > s`` test cannot fire without ``2 s <= 1 +
+      tol`` on normalised input); their K values come from
+      :meth:`LowResProbs.at`, in chunks, and the argmax is taken on them as
+      the dense path does. Everywhere else the argmax is the label. With
+      ``argmax_below``, only candidates scoring below it are read.
+    - ``pred_prob``: the dense path's ``pmax`` at every pixel: computed at
+      the candidates, and equal to ``s`` elsewhere (the label's value is the
+      maximum there). Consumers read it only where ``pred != label``
+      (:meth:`~segqual_fo.core.issues.IssueFinder.scan`'s cache).
+    - ``probs``: the :class:`LowResProbs` itself; the issue count with
+      ``downsample > 1`` averages blocks of it strip by strip
+      (:func:`~segqual_fo.core.issues.block_mean_probs`).
+
+    Validation is the stored array's (:meth:`LowResProbs.validate`, every
+    stored pixel: cheaper than sampling at full resolution). Scores that do
+    not sum to 1 are refused whatever ``allow_unnormalized`` says: the
+    interpolated values are renormalised by definition, so such input can
+    only be logits or a wrong layout, not scores to use as given.
+    """
+    name = _Namer(index, batched=False)
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise ShapeMismatchError(
+            f"{name('labels')} has shape {lab.shape}; expected (H, W) (LowResProbs scores one image at a time).",
+            index=index,
+        )
+    num_classes, h, w = probs.shape
+    if lab.shape != (h, w):
+        raise ShapeMismatchError(
+            f"{name('pred_probs')} is read at {h}x{w} but {name('labels')} is {lab.shape[0]}x{lab.shape[1]}; "
+            "build the LowResProbs with the label mask's shape.",
+            index=index,
+        )
+    lab, valid = _prepare_labels(lab[None], num_classes, ignore, name)
+    lab, valid = lab[0], None if valid is None else valid[0]
+    probs.validate(name("pred_probs"), check_sums=check_probs != "none", index=index)
+    tol = probs.sum_tolerance
+    scores = probs._gather(lab, out)
+    if valid is not None:
+        np.copyto(scores, 1, where=~valid)
+    smin, smax = scores.min(), scores.max()
+    if not (smin >= 0 and smax <= 1 + tol):
+        # validated values give [0, 1] by construction; this is reachable
+        # only with check_probs="none" (a stored sum of 0 gives 0/0)
+        raise InvalidProbabilitiesError(
+            f"{name('pred_probs')} has self-confidence values outside [0, 1] (min {smin:.6g}, max "
+            f"{smax:.6g}): probabilities must be softmax outputs.",
+            index=index,
+        )
+    if valid is not None:
+        scores[~valid] = np.nan
+    ev = PixelEvidence(pixel_scores=scores, labels=lab, valid=valid, probs=probs)
+    if with_argmax:
+        dtype = class_dtype(num_classes)
+        with np.errstate(invalid="ignore"):
+            cand = scores * 2 <= 1 + tol
+        if valid is not None:
+            cand |= ~valid
+        if argmax_below is not None:
+            with np.errstate(invalid="ignore"):
+                cand &= scores < argmax_below
+        idx = np.flatnonzero(cand.reshape(-1))
+        pred = lab.astype(dtype, order="C")  # written through flat views below
+        pmax = scores.copy()
+        if idx.size:
+            step = probs.chunk_pixels  # K x step values at a time
+            flat_pred, flat_pmax = pred.reshape(-1), pmax.reshape(-1)
+            for c0 in range(0, idx.size, step):
+                q = idx[c0 : c0 + step]
+                sub = probs.at(q)  # (K, n)
+                m = sub.max(axis=0)
+                if np.isnan(m).any():
+                    r, c = divmod(int(q[np.argmax(np.isnan(m))]), w)
+                    raise InvalidProbabilitiesError(
+                        f"{name('pred_probs')} holds NaN values (first at row {r}, col {c}).", index=index
+                    )
+                flat_pred[q] = argmax_first(sub, m, dtype)
+                flat_pmax[q] = m
+        ev.pred, ev.pred_prob = pred, pmax
     return ev

@@ -35,6 +35,9 @@ from segqual_fo.errors import InvalidInputError
 
 #: Default pixel-score threshold below which softmin marks a pixel as an issue.
 DEFAULT_ISSUE_THRESHOLD = 0.1
+#: Values of ``iter_label_quality(pred_scope=)``: where ``ImageResult.pred``
+#: holds the argmax.
+PRED_SCOPES = ("disagree", "issues")
 
 
 @dataclass
@@ -48,7 +51,8 @@ class ImageResult:
         pixel_scores: (H,W) self-confidence, NaN where ignored
         num_valid: number of scored pixels
         issues: (H,W) bool issue mask, when requested
-        pred: (H,W) model argmax where it differs from a valid label, else
+        pred: (H,W) model argmax where it differs from a valid label (only
+            at issue pixels with ``pred_scope="issues"``), else
             ``sentinel``; when issues were requested
         sentinel: the "no disagreement" value of ``pred``
         labels: (H,W) class indices as scored (ignored pixels 0); when
@@ -93,6 +97,7 @@ def iter_label_quality(
     skip_failures: bool = False,
     num_classes: Optional[int] = None,
     unnormalized: str = "error",
+    pred_scope: str = "disagree",
 ) -> Iterator[ImageResult]:
     """Yields an :class:`ImageResult` per image, in input order.
 
@@ -128,6 +133,17 @@ def iter_label_quality(
             ``skip_failures``), as the FiftyOne pipeline wants for files on
             disk; "warn" uses them as given, like the cleanlab-compatible
             functions, warning once (when the first such image is seen)
+        pred_scope ("disagree"): where ``ImageResult.pred`` holds the
+            argmax (with ``with_issues``): "disagree", every valid pixel
+            whose argmax is not its label; "issues", the issue pixels only
+            (``sentinel`` elsewhere). Issue masks, scores and the argmax at
+            issue pixels are the same either way. What the FiftyOne
+            pipeline reads is only the issue pixels' argmax (regions and the
+            confusion counts), so it passes "issues": then softmin computes
+            the argmax only where a pixel can be an issue (``s <
+            issue_threshold``) instead of wherever it can differ from the
+            label (``s <= 1/2``). The issue count needs the argmax of every
+            disagreeing pixel for its threshold anyway.
 
     Raises:
         InvalidInputError: and subclasses, naming the image
@@ -137,6 +153,11 @@ def iter_label_quality(
     f = check_positive_int(downsample, "downsample", allow_none=False)
     if not 0 <= float(issue_threshold) <= 1:
         raise InvalidInputError(f"issue_threshold must be in [0, 1], got {issue_threshold!r}.")
+    if pred_scope not in PRED_SCOPES:
+        raise InvalidInputError(
+            f"pred_scope must be one of {', '.join(repr(m) for m in PRED_SCOPES)}; got {pred_scope!r}."
+        )
+    issues_only = pred_scope == "issues"
     ignore = normalize_ignore_index(ignore_index)
     jobs = resolve_n_jobs(n_jobs)
     allow = check_unnormalized(unnormalized)
@@ -179,6 +200,8 @@ def iter_label_quality(
                 check_probs=check_probs,
                 index=i,
                 allow_unnormalized=allow,
+                # the same comparison as the issue mask's below
+                argmax_below=issue_threshold if issues_only else None,
             )
             log.add(ev, i)
             result = ImageResult(
@@ -189,9 +212,9 @@ def iter_label_quality(
             )
             if with_issues:
                 dis = ev.disagree
-                result.pred = np.where(dis, ev.pred, ev.pred.dtype.type(sentinel))
                 with np.errstate(invalid="ignore"):
                     result.issues = dis & (ev.pixel_scores < issue_threshold)
+                result.pred = np.where(result.issues if issues_only else dis, ev.pred, ev.pred.dtype.type(sentinel))
                 result.sentinel = int(sentinel)
                 result.labels = ev.labels
             return result
@@ -247,6 +270,8 @@ def iter_label_quality(
                 if not skip_failures:
                     raise
                 result = failed(i, e)
+            if issues_only and result.pred is not None:
+                result.pred[~result.issues] = result.sentinel
             yield result
     finally:
         finder.close()

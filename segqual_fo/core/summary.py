@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segqual_fo.core._inputs import ImageSource, PerImageOutput, normalize_ignore_index
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import InvalidInputError, InvalidLabelsError, ShapeMismatchError
 
 #: Columns of :func:`common_label_issues`' table, in cleanlab's order.
@@ -29,7 +30,8 @@ def _issue_pixels(issues_i, labels_i, probs_i, index: int, ignore=()):
     leaving out pixels whose label is an ignored value."""
     m = np.asarray(issues_i, dtype=bool)
     lab = np.asarray(labels_i)
-    p = np.asarray(probs_i)
+    # a LowResProbs is read at the issue pixels only (same values as dense)
+    p = probs_i if isinstance(probs_i, LowResProbs) else np.asarray(probs_i)
     if m.shape != lab.shape or p.shape[1:] != lab.shape:
         raise ShapeMismatchError(
             f"image {index}: issues {m.shape}, labels {lab.shape} and pred_probs "
@@ -39,7 +41,12 @@ def _issue_pixels(issues_i, labels_i, probs_i, index: int, ignore=()):
     if ignore:
         m = m & ~np.isin(lab, ignore)
     given = lab[m].astype(np.intp)
-    pred = p[:, m].argmax(axis=0) if given.size else np.empty(0, dtype=np.intp)
+    if not given.size:
+        pred = np.empty(0, dtype=np.intp)
+    elif isinstance(p, LowResProbs):
+        pred = p.at(np.flatnonzero(m.reshape(-1))).argmax(axis=0)
+    else:
+        pred = p[:, m].argmax(axis=0)
     return m, given, pred
 
 

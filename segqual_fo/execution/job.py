@@ -154,7 +154,10 @@ class SampleImages:
     """Lazy per-sample (labels, probabilities) for the core's streaming API.
 
     ``label(i)`` decodes the label mask; ``probs(i)`` then loads the
-    probabilities at the mask's size. Both raise errors naming the sample.
+    probabilities at the mask's size (with ``resize=True``, another
+    resolution comes as a :class:`~segqual_fo.core.resample.LowResProbs`,
+    read at the mask's size by the core). Both raise errors naming the
+    sample.
     """
 
     def __init__(self, *, ids, filepaths, label_source, probs_paths, mapping, probs_opts):
@@ -329,7 +332,9 @@ class ScoringJob:
 
     def stream(self, images: SampleImages, *, n_jobs, cache=None, on_scan=None):
         """:func:`~segqual_fo.core.iter_label_quality` over ``images``, with
-        issues and per-image failures."""
+        issues and per-image failures. The outputs read the argmax of issue
+        pixels only (:func:`image_outputs`), so it is computed only where a
+        pixel can be one (``pred_scope="issues"``)."""
         return iter_label_quality(
             images.labels_seq(),
             images.probs_seq(),
@@ -344,6 +349,7 @@ class ScoringJob:
             skip_failures=True,
             on_scan=on_scan,
             num_classes=self.num_classes,
+            pred_scope="issues",
         )
 
     def failed(self, images: SampleImages, i: int, error: BaseException) -> Failed:

@@ -132,8 +132,10 @@ def compute_label_quality(
         probs_key (None): the array name inside .npz files
         layout ("KHW"): "KHW" (classes first) or "HWK" (classes last)
         logits (False): the files hold logits; apply a softmax
-        resize (False): resize lower-resolution probabilities to the mask
-            (bilinear, renormalised) instead of failing
+        resize (False): read probabilities of another resolution at the
+            mask's size (bilinear, renormalised) instead of failing; they
+            are interpolated on the fly, exactly, in memory bounded by the
+            mask's area (:class:`~segqual_fo.core.resample.LowResProbs`)
         classes (None): class names in probability-channel order (see
             :mod:`segqual_fo.adapters.masks` for the defaults)
         ignore_index (None): mask values and/or class names to ignore; 255

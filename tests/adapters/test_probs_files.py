@@ -372,16 +372,18 @@ def test_rank_other_than_3_is_refused_in_memory():
 # ------------------------------------------------------------------ resize
 
 
-def test_resize_probs_hand_values_in_float32():
+def test_resize_probs_hand_values_in_the_computation_dtype():
     from segqual_fo.adapters.probs import resize_probs
 
     # (K=2, H=1, W=2) -> (1, 4): OpenCV's bilinear samples x = -0.25
     # (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1); channel 0 goes
-    # 0.2 -> 0.6, channel 1 0.8 -> 0.4; every pixel still sums to 1
-    p = np.array([[[0.2, 0.6]], [[0.8, 0.4]]], dtype=np.float64)
-    got = resize_probs(p, (1, 4))
-    assert got.dtype == np.float32 and got.shape == (2, 1, 4)
-    np.testing.assert_allclose(got, [[[0.2, 0.3, 0.5, 0.6]], [[0.8, 0.7, 0.5, 0.4]]], rtol=0, atol=1e-6)
+    # 0.2 -> 0.6, channel 1 0.8 -> 0.4; every pixel still sums to 1.
+    # float64 stays float64 (the core's dtype policy), float32 stays float32
+    for dtype in (np.float64, np.float32):
+        p = np.array([[[0.2, 0.6]], [[0.8, 0.4]]], dtype=dtype)
+        got = resize_probs(p, (1, 4))
+        assert got.dtype == dtype and got.shape == (2, 1, 4)
+        np.testing.assert_allclose(got, [[[0.2, 0.3, 0.5, 0.6]], [[0.8, 0.7, 0.5, 0.4]]], rtol=0, atol=1e-6)
     # uint8 (round(p * 255)) the same way, renormalised
     q = np.array([[[51, 153]], [[204, 102]]], dtype=np.uint8)
     got = resize_probs(q, (1, 4))

@@ -4,7 +4,9 @@ The oracles are written out here in float64: a softmax over the class axis,
 OpenCV's INTER_LINEAR bilinear resize (half-pixel centres, clamped at the
 edges; checked against cv2 itself first), and a renormalisation over the
 class axis. Real .npy/.npz files are written to ``tmp_path`` and read back
-with :func:`load_probs`. Shapes are deliberately non-square and K differs
+with :func:`load_probs` (another resolution comes back as a
+:class:`~segqual_fo.core.resample.LowResProbs`, compared here through
+``np.asarray``, i.e. its dense array). Shapes are deliberately non-square and K differs
 from H and W, so a transposed axis or a softmax over the wrong axis changes
 the numbers (or the shape). Tolerance 1e-6: the library computes in float32.
 """
@@ -97,7 +99,7 @@ def test_logits_npy_khw_resized(rng, tmp_path, stored, target):
     expected = renormalise(bilinear_oracle(softmax_oracle(logits, axis=0), target))
     assert got.shape == (k, *target)
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(got.sum(axis=0), 1.0, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(got).sum(axis=0), 1.0, rtol=0, atol=ATOL)
 
 
 def test_logits_npz_hwk_resized(rng, tmp_path):
@@ -145,7 +147,7 @@ def test_uint8_resized(rng, tmp_path, layout):
     got = load_probs(str(path), layout=layout, num_classes=k, target_shape=target, resize=True)
     expected = renormalise(bilinear_oracle(q / 255.0, target))
     np.testing.assert_allclose(got, expected, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(got.sum(axis=0), 1.0, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(np.asarray(got).sum(axis=0), 1.0, rtol=0, atol=ATOL)
 
 
 def test_uint8_without_resize_keeps_its_distribution(rng, tmp_path):

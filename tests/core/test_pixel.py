@@ -71,8 +71,12 @@ def test_shape_mismatch_suggests_transpose(rng):
 
 def test_shape_mismatch_lower_resolution(rng):
     p = random_probs(rng, (3, 4, 4))
-    with pytest.raises(ShapeMismatchError, match="lower-resolution"):
+    with pytest.raises(ShapeMismatchError, match=r"lower-resolution: pass LowResProbs\(probs, \(8, 8\)\)"):
         pixel_evidence(np.zeros((8, 8), int), p)
+    # and the hint works
+    from segqual_fo.core import LowResProbs
+
+    assert pixel_evidence(np.zeros((8, 8), int), LowResProbs(p, (8, 8))).pixel_scores.shape == (8, 8)
 
 
 def test_label_values_outside_classes_name_image_and_fix(rng):
@@ -161,3 +165,43 @@ def test_sparse_argmax_path_is_exact(rng):
     ev = pixel_evidence(labels, p, with_argmax=True)
     np.testing.assert_array_equal(ev.pred, p.argmax(1))
     np.testing.assert_array_equal(ev.pred_prob, p.max(1))
+
+
+@pytest.mark.parametrize("layout", ["F", "transposed", "strided"])
+def test_sparse_argmax_with_labels_that_are_not_c_contiguous(rng, layout):
+    # the sparse argmax writes through a flat view of the label copy: a
+    # Fortran-ordered or strided label array must not make that a copy (the
+    # argmax of the few disagreeing pixels was lost, so their issues too)
+    h, w, k = 40, 50, 3
+    lab = rng.integers(0, k, (h, w))
+    x = rng.normal(size=(k, h, w))
+    np.put_along_axis(x, lab[None], 10.0, 0)
+    lab[5, 5] = (lab[5, 5] + 1) % k  # one confident disagreement: few candidates
+    p = np.exp(x)
+    p = (p / p.sum(0)).astype(np.float32)
+    given = {
+        "F": np.asfortranarray(lab),
+        "transposed": np.ascontiguousarray(lab.T).T,
+        "strided": np.repeat(lab, 2, axis=1)[:, ::2],
+    }[layout]
+    assert not given.flags.c_contiguous
+    ev = pixel_evidence(given, p, with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, p.argmax(0))
+    assert ev.disagree[5, 5] and ev.disagree.sum() == 1
+
+
+@pytest.mark.parametrize("strength", [0.0, 9.0], ids=["dense-branch", "candidate-branch"])
+def test_argmax_below(rng, strength):
+    from tests.core.helpers import blob_labels, plausible_model
+
+    labels = blob_labels(rng, 2, 5, 32, 32)
+    p = plausible_model(rng, labels, 5, strength=strength)
+    labels[:, 3:9, 3:9] = (labels[:, 3:9, 3:9] + 1) % 5
+    labels[0, 0, :4] = 255
+    full = pixel_evidence(labels, p, ignore=(255,), with_argmax=True)
+    low = pixel_evidence(labels, p, ignore=(255,), with_argmax=True, argmax_below=0.2)
+    with np.errstate(invalid="ignore"):
+        keep = full.pixel_scores < 0.2
+    assert keep.any() and not keep.all()
+    np.testing.assert_array_equal(low.pred[keep], p.argmax(1)[keep])
+    np.testing.assert_array_equal(low.pred[~keep], full.labels[~keep])

@@ -8,7 +8,7 @@ from segqual_fo.core import (
     get_label_quality_scores,
     iter_label_quality,
 )
-from segqual_fo.errors import InvalidLabelsError
+from segqual_fo.errors import InvalidInputError, InvalidLabelsError
 from tests.core.helpers import blob_labels, plausible_model, random_probs
 
 
@@ -93,3 +93,37 @@ def test_skip_failures_reports_and_excludes(rng, method):
     assert [results[i].score for i in good] == [r.score for r in ref]
     for i in good:
         np.testing.assert_array_equal(results[i].labels, labels[i])
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("lowres", [False, True], ids=["dense", "lowres"])
+@pytest.mark.parametrize("strength", [0.0, 3.0], ids=["unsure", "confident"])
+def test_pred_scope_issues_changes_nothing_but_pred_outside_issues(rng, method, lowres, strength):
+    # "issues": the argmax only where a pixel can be an issue (what the
+    # FiftyOne pipeline reads); masks, scores and pred at issues unchanged.
+    # An unsure model takes the dense argmax branch, a confident one the
+    # candidate branch.
+    from segqual_fo.core import LowResProbs
+
+    labels = blob_labels(rng, 3, 4, 24, 32)
+    if lowres:
+        small = plausible_model(rng, labels[:, ::4, ::4], 4, strength=strength)
+        probs = [LowResProbs(p, (24, 32)) for p in small]
+    else:
+        probs = plausible_model(rng, labels, 4, strength=strength)
+    labels[:, 5:12, 5:12] = (labels[:, 5:12, 5:12] + 1) % 4
+    labels[0, 0, :3] = 255
+    kw = dict(method=method, with_issues=True, ignore_index=255, issue_threshold=0.3)
+    full = list(iter_label_quality(labels, probs, **kw))
+    scoped = list(iter_label_quality(labels, probs, pred_scope="issues", **kw))
+    assert sum(r.num_issues for r in full) > 0
+    for a, b in zip(full, scoped):
+        assert a.score == b.score
+        np.testing.assert_array_equal(a.pixel_scores, b.pixel_scores)
+        np.testing.assert_array_equal(a.issues, b.issues)
+        np.testing.assert_array_equal(b.pred, np.where(a.issues, a.pred, a.sentinel))
+
+
+def test_pred_scope_is_checked(rng):
+    with pytest.raises(InvalidInputError, match="pred_scope must be one of 'disagree', 'issues'"):
+        next(iter_label_quality(np.zeros((1, 2, 2), int), random_probs(rng, (1, 2, 2, 2)), pred_scope="all"))

@@ -132,6 +132,47 @@ def test_logits_and_low_resolution(make_dataset, tmp_path, rng):
     assert int(np.argmin(ds.values("label_quality"))) == 1
 
 
+@pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
+def test_model_resolution_probabilities_score_like_their_full_resolution_reading(make_dataset, tmp_path, rng, method):
+    # uint8 .npz at 1/4 of the mask (read with resize=True, never resized
+    # up front) against float32 .npy files holding its full-resolution
+    # reading (resize_probs): every field and file the run writes is equal
+    from segqual_fo.adapters.probs import resize_probs
+
+    ds = make_dataset()
+    shape = (32, 48)
+    labels, probs, _ = segmentation_dataset(ds, tmp_path, rng, shape=shape, names=NAMES, plant=(1, 3))
+    for sample, p in zip(ds.iter_samples(autosave=True), probs):
+        small = p[:, 1::4, 1::4]
+        q = np.round(small / small.sum(axis=0) * 255).astype(np.uint8)
+        sample["low_path"] = str(tmp_path / "probs" / f"{sample.id}_low.npz")
+        sample["full_path"] = str(tmp_path / "probs" / f"{sample.id}_full.npy")
+        np.savez_compressed(sample["low_path"], probs=q)
+        np.save(sample["full_path"], resize_probs(q, shape))
+    out = str(tmp_path / "o")
+    low = compute_label_quality(ds, "ground_truth", probs_field="low_path", resize=True, method=method, score_field="low", output_dir=out, progress=False)
+    full = compute_label_quality(ds, "ground_truth", probs_field="full_path", method=method, score_field="full", output_dir=out, progress=False)
+    assert low.num_scored == full.num_scored == len(ds) and not low.failures
+    fl, ff = output_fields("low"), output_fields("full")
+    assert ds.values(fl["score"]) == ds.values(ff["score"])
+    assert ds.values(fl["num_issues"]) == ds.values(ff["num_issues"])
+    assert sum(ds.values(fl["num_issues"])) > 0
+    assert sum(len(r.detections) for r in ds.values(fl["regions"])) > 0  # not vacuous
+    for sample in ds:
+        for kind in ("heatmap", "issues"):
+            path_kind = "map_path" if kind == "heatmap" else "mask_path"
+            a = cv2.imread(sample[fl[kind]][path_kind], cv2.IMREAD_UNCHANGED)
+            b = cv2.imread(sample[ff[kind]][path_kind], cv2.IMREAD_UNCHANGED)
+            np.testing.assert_array_equal(a, b)
+        ra, rb = sample[fl["regions"]].detections, sample[ff["regions"]].detections
+        assert [(d.label, d.predicted_label, d.bounding_box, d.area, d.mean_score) for d in ra] == [
+            (d.label, d.predicted_label, d.bounding_box, d.area, d.mean_score) for d in rb
+        ]
+        for x, y in zip(ra, rb):
+            np.testing.assert_array_equal(x.mask, y.mask)
+    assert np.array_equal(ds.load_run_results("low").confusion, ds.load_run_results("full").confusion)
+
+
 def test_non_index_mask_values_with_class_list(make_dataset, tmp_path, rng):
     ds = make_dataset()
     labels, probs, _ = segmentation_dataset(ds, tmp_path, rng, k=3)

@@ -1,0 +1,427 @@
+"""Probabilities at the model's resolution, interpolated to the mask on demand.
+
+Legend: K classes; h x w the stored (model) resolution; H x W the label
+mask's resolution.
+
+Segmentation models output class scores at a stride of 4 or 8, and the
+label mask is full size. Resizing every one of the K channels to H x W
+(what ``cv2.resize`` on the whole array does) costs K x H x W values per
+image, 160 MB at 1024x2048 with K=19, while a pixel's self-confidence needs
+one channel. :class:`LowResProbs` holds the (K,h,w) array as stored and
+computes interpolated values only where they are asked for:
+
+- :meth:`LowResProbs.gather`: the value of each pixel's own class (4 reads
+  of that channel and an interpolated sum per pixel, independent of K);
+- :meth:`LowResProbs.at`: all K values at chosen pixels (the argmax);
+- :meth:`LowResProbs.dense`: the whole (K,H,W) array, the reference.
+
+All three evaluate the same float expression, so their values are
+bit-identical: scores computed through :meth:`gather` equal scores computed
+from :meth:`dense` fed to the same functions as a plain array.
+
+# Algorithm
+Geometry is OpenCV's ``INTER_LINEAR`` (half-pixel centres, edge clamped):
+output column x samples the stored row at ``sx = (x + 0.5) * w / W - 0.5``
+(in float64); ``x0 = floor(sx)``, ``fx = sx - x0``; ``sx < 0`` gives
+``x0 = 0, fx = 0`` and ``x0 >= w - 1`` gives ``x0 = w - 1, fx = 0``;
+``x1 = min(x0 + 1, w - 1)``. Rows the same. The weights ``1 - fx`` and
+``fx`` are computed in float64 and rounded once to the computation dtype.
+With ``a, b, c, d`` the stored values at (y0,x0), (y0,x1), (y1,x0), (y1,x1):
+
+    top = a * (1 - fx) + b * fx
+    bot = c * (1 - fx) + d * fx
+    interp = top * (1 - fy) + bot * fy        (each operation rounded)
+
+The value of class k at a pixel is ``interp(p_k) / interp(S)``, where
+``S[y, x] = sum_k p[k, y, x]`` is the stored per-pixel sum. That is the
+bilinear resize renormalised per pixel, as before: interpolation is linear,
+so ``interp(S) = sum_k interp(p_k)`` exactly in real arithmetic, and the
+renormalisation of every full-resolution pixel needs only one interpolated
+sum, not K channels. uint8 probabilities (``round(p * 255)``) use the raw
+integers: the 1/255 cancels in the ratio. The ratio of two interpolations
+with non-negative weights of values ``0 <= p_k <= S`` is in [0, 1] (the
+rounded operations are monotone), and a one-hot pixel gives exactly 1.
+
+Compared with ``cv2.resize`` followed by a renormalisation (the previous
+definition) the values differ by about 1e-7: OpenCV rounds its source
+coordinates and weights to float32 and renormalises with the sum of the
+resized channels.
+
+Dtype policy: float64 probabilities are computed in float64, everything
+else (float32, float16, uint8) in float32; the stored sums are accumulated
+in float64 (uint32 for uint8) and rounded once.
+
+Memory: the stored array is kept in the computation dtype (K x h x w), plus
+the horizontally interpolated sums (h x W). :meth:`gather` and :meth:`at`
+work in strips, so their temporaries are a few arrays of a strip's size;
+only :meth:`dense` (by design) returns K x H x W values.
+
+Validation (:meth:`LowResProbs.validate`) checks the stored values, where
+they live: finite, non-negative, per-pixel sums of 1 (within 1e-3; 1e-2 for
+float16; 255 +- K for uint8), on every stored pixel (it is cheap at model
+resolution). The interpolated values are then normalised by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from segqual_fo.errors import InvalidLabelsError, InvalidProbabilitiesError, ShapeMismatchError
+
+_SUPPORTED = (np.dtype(np.uint8), np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+# Pixels per strip of gather() and per chunk of at() (values per chunk for
+# at(): K x pixels). Small enough for the temporaries to stay in cache.
+_STRIP_PIXELS = 1 << 16
+_CHUNK_VALUES = 1 << 20
+
+
+def _axis_taps(n_in: int, n_out: int, dtype: np.dtype):
+    """Source indices and weights along one axis (OpenCV's INTER_LINEAR).
+
+    Returns ``(i0, i1, w0, w1)``: (n_out,) intp indices of the two source
+    samples and their weights ``1 - f`` and ``f`` in ``dtype``.
+    """
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) * n_in / n_out - 0.5
+    i0 = np.floor(src)
+    frac = src - i0
+    low = src < 0
+    high = i0 >= n_in - 1
+    i0[low] = 0
+    frac[low] = 0
+    i0[high] = n_in - 1
+    frac[high] = 0
+    i0 = i0.astype(np.intp)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return i0, i1, (1.0 - frac).astype(dtype), frac.astype(dtype)
+
+
+class LowResProbs:
+    """One image's (K,h,w) class probabilities, read as (K,H,W) (see the
+    module docs for the definition of the interpolated values).
+
+    Behaves like a (K,H,W) array where the library needs it to: ``shape``,
+    ``ndim``, ``dtype`` (the computation dtype) and ``np.asarray`` (which
+    calls :meth:`dense`, correct but K x H x W in memory; the scoring
+    functions never do). Plain attributes only, so it pickles (Dask).
+
+    Args:
+        probs: (K,h,w) probabilities as stored: float16/32/64, or uint8
+            quantised as ``round(p * 255)``. Logits must be softmaxed first
+            (at the stored resolution, as :func:`~segqual_fo.adapters.probs.to_class_first`
+            does).
+        shape: the target (H, W), usually the label mask's
+
+    Raises:
+        ShapeMismatchError: for a probability array that is not (K,h,w) with
+            K, h, w >= 1, or a target that is not two positive ints
+        InvalidProbabilitiesError: for another dtype
+
+    Example::
+
+        >>> import numpy as np
+        >>> p = np.array([[[0.2, 0.6]], [[0.8, 0.4]]])  # K=2, 1x2
+        >>> lr = LowResProbs(p, (1, 4))
+        >>> lr.shape
+        (2, 1, 4)
+        >>> lr.gather(np.array([[0, 0, 1, 1]])).round(6).tolist()
+        [[0.2, 0.3, 0.5, 0.4]]
+    """
+
+    def __init__(self, probs: npt.ArrayLike, shape: Sequence[int]):
+        p = np.asarray(probs)
+        if p.ndim != 3 or min(p.shape) < 1:
+            raise ShapeMismatchError(f"LowResProbs needs (K, h, w) probabilities; got shape {p.shape}.")
+        try:
+            out_h, out_w = (int(v) for v in shape)
+        except (TypeError, ValueError):
+            raise ShapeMismatchError(f"LowResProbs needs a target shape (H, W); got {shape!r}.") from None
+        if out_h < 1 or out_w < 1:
+            raise ShapeMismatchError(f"LowResProbs needs a positive target shape (H, W); got {shape!r}.")
+        if p.dtype not in _SUPPORTED:
+            raise InvalidProbabilitiesError(
+                f"LowResProbs takes float16/32/64 probabilities or uint8 quantised ones "
+                f"(round(p * 255)); got dtype {p.dtype}."
+            )
+        k, h, w = p.shape
+        self.stored_dtype = p.dtype
+        self.dtype = np.dtype(np.float64 if p.dtype == np.float64 else np.float32)
+        self.stored_shape = (h, w)
+        self.shape = (k, out_h, out_w)
+        # the stored values in the computation dtype, C-contiguous
+        self.values = np.ascontiguousarray(p, dtype=self.dtype)
+        if p.dtype == np.uint8:
+            sums = p.sum(axis=0, dtype=np.uint32)
+        else:
+            sums = self.values.sum(axis=0, dtype=np.float64)
+        #: (h,w) stored per-pixel sums (uint32 for uint8, else float64): what
+        #: validate() checks
+        self.stored_sums = sums
+        self.rows = _axis_taps(h, out_h, self.dtype)
+        self.cols = _axis_taps(w, out_w, self.dtype)
+        x0, x1, wx0, wx1 = self.cols
+        s = sums.astype(self.dtype)
+        #: (h,W) the sums interpolated along rows: ``top``/``bot`` of S
+        self.row_sums = s[:, x0] * wx0 + s[:, x1] * wx1
+
+    # -- array-like surface ------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.dense()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        k, h, w = self.shape
+        return (
+            f"LowResProbs(K={k}, stored {self.stored_shape[0]}x{self.stored_shape[1]} "
+            f"{self.stored_dtype}, read as {h}x{w} {self.dtype})"
+        )
+
+    # -- validation ----------------------------------------------------------
+    @property
+    def sum_tolerance(self) -> float:
+        """Tolerance of the stored per-pixel sums (and of the argmax
+        candidates, see :func:`~segqual_fo.core.pixel.pixel_evidence`)."""
+        return 1e-2 if self.stored_dtype == np.float16 else 1e-3
+
+    def validate(self, where: str = "pred_probs", *, check_sums: bool = True, index: Optional[int] = None) -> None:
+        """Checks the stored values: finite, non-negative, and (``check_sums``)
+        per-pixel sums of 1. uint8 sums are always checked (a zero sum has no
+        renormalisation), like the full-resolution path does.
+
+        Args:
+            where ("pred_probs"): how to name the array in messages
+            check_sums (True): check float sums too
+            index (None): the image's position, for the error
+
+        Raises:
+            InvalidProbabilitiesError: naming the first bad stored pixel
+        """
+        k, h, w = self.values.shape
+        at_res = f"at the stored {h}x{w} resolution"
+        if self.stored_dtype == np.uint8:
+            sums = self.stored_sums
+            bad = (sums == 0) | (np.abs(sums.astype(np.int64) - 255) > k)
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise InvalidProbabilitiesError(
+                    f"{where} is uint8 but its channels at pixel (row {r}, col {c}, {at_res}) "
+                    f"sum to {int(sums[r, c])}, not about 255. uint8 probabilities must be "
+                    "round(probability * 255); store floats otherwise.",
+                    index=index,
+                )
+            return
+        v = self.values
+        lo, hi = v.min(), v.max()  # NaN propagates into both
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            kk, r, c = np.argwhere(~np.isfinite(v))[0]
+            raise InvalidProbabilitiesError(
+                f"{where} holds NaN or infinite values (first at class {kk}, row {r}, col {c}, "
+                f"{at_res}). Check the model output that produced these probabilities.",
+                index=index,
+            )
+        if lo < 0:
+            kk, r, c = np.argwhere(v < 0)[0]
+            raise InvalidProbabilitiesError(
+                f"{where} holds negative values (first {float(v[kk, r, c]):.6g} at class {kk}, "
+                f"row {r}, col {c}, {at_res}). These look like logits: apply a softmax over "
+                "the class axis first (compute_label_quality(..., logits=True) does it).",
+                index=index,
+            )
+        if not check_sums:
+            return
+        tol = self.sum_tolerance
+        off = np.abs(self.stored_sums - 1)
+        if off.max() > tol:
+            r, c = np.argwhere(off > tol)[0]
+            total = float(self.stored_sums[r, c])
+            hint = (
+                "These look like logits or unnormalised scores: apply a softmax over the "
+                "class axis first (compute_label_quality(..., logits=True) does it)"
+                if total > 1 + 10 * tol
+                else "Renormalise them over the class axis"
+            )
+            raise InvalidProbabilitiesError(
+                f"{where}: class probabilities at pixel (row {r}, col {c}, {at_res}) sum to "
+                f"{total:.6g}, expected 1 (+-{tol:g}). {hint}; if the array is laid out "
+                "(h, w, K), transpose it to (K, h, w).",
+                index=index,
+            )
+
+    # -- values ----------------------------------------------------------------
+    @property
+    def chunk_pixels(self) -> int:
+        """Pixels whose K values are read at once (by :meth:`at`, and by
+        callers that loop over pixels): K x this is at most a quarter of the
+        image's area (and 2**20) values, so the temporaries of a chunk stay
+        within a few (H,W) arrays whatever K is."""
+        k, out_h, out_w = self.shape
+        return max(1, min(_CHUNK_VALUES, max(out_h * out_w // 4, 4096)) // k)
+
+    def _den(self, ys: np.ndarray, xs=slice(None)) -> np.ndarray:
+        """Interpolated sums at rows ``ys`` (and columns ``xs``, or all)."""
+        y0, y1, wy0, wy1 = self.rows
+        rs = self.row_sums
+        if isinstance(xs, slice):
+            return rs[y0[ys]] * wy0[ys, None] + rs[y1[ys]] * wy1[ys, None]
+        return rs[y0[ys], xs] * wy0[ys] + rs[y1[ys], xs] * wy1[ys]
+
+    def gather(self, labels: npt.ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Each pixel's value of its own class: ``dense()[labels[y, x], y, x]``
+        without the other K - 1 channels.
+
+        Args:
+            labels: (H,W) class indices in ``0..K-1`` (ignored pixels must be
+                mapped to a class first, as
+                :func:`~segqual_fo.core.pixel.prepare_labels` does)
+            out (None): (H,W) C-contiguous array of the computation dtype to
+                fill
+
+        Returns:
+            (H,W) values in the computation dtype
+
+        Raises:
+            ShapeMismatchError, InvalidLabelsError
+        """
+        k, out_h, out_w = self.shape
+        lab = np.asarray(labels)
+        if lab.shape != (out_h, out_w):
+            raise ShapeMismatchError(f"labels have shape {lab.shape}; this LowResProbs reads as {(out_h, out_w)}.")
+        if lab.size and (lab.min() < 0 or lab.max() >= k):
+            raise InvalidLabelsError(f"labels hold values outside the classes 0..{k - 1}.")
+        return self._gather(lab, out)
+
+    def _gather(self, lab: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """:meth:`gather` on labels known to be in range."""
+        k, out_h, out_w = self.shape
+        h, w = self.stored_shape
+        if out is None or out.shape != (out_h, out_w) or out.dtype != self.dtype or not out.flags.c_contiguous:
+            out = np.empty((out_h, out_w), dtype=self.dtype)
+        flat = self.values.reshape(-1)
+        y0, y1, wy0, wy1 = self.rows
+        x0, x1, wx0, wx1 = self.cols
+        rs = self.row_sums
+        dx = x1 - x0  # 0 or 1
+        dy = (y1 - y0) * w
+        step = max(1, _STRIP_PIXELS // out_w)
+        # one set of strip buffers, reused (fresh temporaries of this size
+        # cost page faults on every strip)
+        n = min(step, out_h) * out_w
+        buf_i, buf_j = np.empty(n, np.intp), np.empty(n, np.intp)
+        buf_a, buf_b, buf_c = (np.empty(n, self.dtype) for _ in range(3))
+        for r0 in range(0, out_h, step):
+            r1 = min(r0 + step, out_h)
+            ys = slice(r0, r1)
+            shape = (r1 - r0, out_w)
+            m = shape[0] * out_w
+            i, j = buf_i[:m].reshape(shape), buf_j[:m].reshape(shape)
+            a, b, c = (x[:m].reshape(shape) for x in (buf_a, buf_b, buf_c))
+            np.multiply(lab[ys], h * w, out=i, dtype=np.intp)
+            i += (y0[ys] * w)[:, None]
+            i += x0
+            np.add(i, dx, out=j)
+            # labels are in range, so every index is: mode="clip" skips
+            # numpy's bounds-error path
+            np.take(flat, i, out=a, mode="clip")  # top = a (1 - fx) + b fx
+            a *= wx0
+            np.take(flat, j, out=b, mode="clip")
+            b *= wx1
+            a += b
+            i += dy[ys, None]
+            j += dy[ys, None]
+            np.take(flat, i, out=b, mode="clip")  # bot = c (1 - fx) + d fx
+            b *= wx0
+            np.take(flat, j, out=c, mode="clip")
+            c *= wx1
+            b += c
+            a *= wy0[ys, None]  # top (1 - fy) + bot fy
+            b *= wy1[ys, None]
+            a += b
+            np.multiply(rs[y0[ys]], wy0[ys, None], out=b)  # the same for S
+            np.multiply(rs[y1[ys]], wy1[ys, None], out=c)
+            b += c
+            with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: unvalidated zero sums
+                np.divide(a, b, out=out[ys])
+        return out
+
+    def at(self, pixels: npt.ArrayLike) -> np.ndarray:
+        """All K values at some pixels: ``dense().reshape(K, -1)[:, pixels]``.
+
+        Args:
+            pixels: flat (row-major) indices into the (H,W) grid
+
+        Returns:
+            (K, n) values in the computation dtype
+
+        Raises:
+            InvalidInputError: for an index outside the grid
+        """
+        k, out_h, out_w = self.shape
+        idx = np.asarray(pixels).reshape(-1)
+        if idx.dtype.kind not in "iu":
+            raise ShapeMismatchError(f"pixel indices must be integers; got dtype {idx.dtype}.")
+        if idx.size and (idx.min() < 0 or idx.max() >= out_h * out_w):
+            raise ShapeMismatchError(f"pixel indices must be in 0..{out_h * out_w - 1} (an {out_h}x{out_w} grid).")
+        h, w = self.stored_shape
+        y0, y1, wy0, wy1 = self.rows
+        x0, x1, wx0, wx1 = self.cols
+        flat = self.values.reshape(k, h * w)
+        out = np.empty((k, idx.size), dtype=self.dtype)
+        step = self.chunk_pixels
+        for c0 in range(0, idx.size, step):
+            ys, xs = np.divmod(idx[c0 : c0 + step], out_w)
+            r0, r1 = y0[ys] * w, y1[ys] * w
+            a, b = x0[xs], x1[xs]
+            u0, u1 = wx0[xs], wx1[xs]
+            top = flat.take(r0 + a, axis=1) * u0
+            top += flat.take(r0 + b, axis=1) * u1
+            bot = flat.take(r1 + a, axis=1) * u0
+            bot += flat.take(r1 + b, axis=1) * u1
+            top *= wy0[ys]
+            bot *= wy1[ys]
+            top += bot
+            with np.errstate(invalid="ignore", divide="ignore"):
+                np.divide(top, self._den(ys, xs), out=out[:, c0 : c0 + top.shape[1]])
+        return out
+
+    def dense_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start..stop-1`` of :meth:`dense`: a (K, stop - start, W)
+        array, computed from the stored rows they need only."""
+        y0, y1, wy0, wy1 = self.rows
+        x0, x1, wx0, wx1 = self.cols
+        ys = slice(start, stop)
+        lo, hi = int(y0[start]), int(y1[stop - 1]) + 1  # both monotone in y
+        band = self.values[:, lo:hi]
+        horiz = band[:, :, x0] * wx0
+        horiz += band[:, :, x1] * wx1
+        top = horiz[:, y0[ys] - lo] * wy0[ys, None]
+        bot = horiz[:, y1[ys] - lo] * wy1[ys, None]
+        top += bot
+        with np.errstate(invalid="ignore", divide="ignore"):
+            top /= self._den(ys)
+        return top
+
+    def dense(self) -> np.ndarray:
+        """The whole (K,H,W) array (the reference definition; K x H x W
+        values, so only for small images, tests and fallbacks)."""
+        k, out_h, out_w = self.shape
+        out = np.empty(self.shape, dtype=self.dtype)
+        step = max(1, _CHUNK_VALUES // (k * out_w))
+        for r0 in range(0, out_h, step):
+            r1 = min(r0 + step, out_h)
+            out[:, r0:r1] = self.dense_rows(r0, r1)
+        return out
+
