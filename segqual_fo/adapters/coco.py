@@ -82,9 +82,9 @@ def coco_annotations_to_label_mask(
     h, w = int(info["height"]), int(info["width"])
     out = np.full((h, w), void, dtype=dtype)
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=None))
+    # crowd annotations are never painted: their pixels stay void (``out``
+    # starts void) unless an ordinary object covers them
     instances = [a for a in anns if not a.get("iscrowd", 0)]
-    crowds = [a for a in anns if a.get("iscrowd", 0)]
-    painted = np.zeros((h, w), dtype=bool)
     for ann in sorted(instances, key=lambda a: -float(a.get("area") or 0)):
         cls = category_index.get(int(ann["category_id"]))
         if cls is None:
@@ -94,8 +94,4 @@ def coco_annotations_to_label_mask(
             )
         m = coco.annToMask(ann).astype(bool)
         out[m] = cls
-        painted |= m
-    for ann in crowds:
-        m = coco.annToMask(ann).astype(bool) & ~painted
-        out[m] = void
     return out

@@ -725,3 +725,15 @@ def test_decode_value_mapping_uint16_output():
     out = m.decode(np.array([[1000, 1299], [1256, 255]], dtype=np.uint16))
     assert out.dtype == np.uint16
     np.testing.assert_array_equal(out, [[0, 299], [256, 65535]])
+
+
+def test_every_ignore_item_after_a_target_name_still_counts():
+    # "unlabeled" is a mask target, not a class: it adds its value (255) and
+    # the items after it must still be read (a class name, a plain value)
+    m = LabelMapping.from_targets(
+        mask_targets={0: "bg", 1: "a", 2: "b", 255: "unlabeled"},
+        classes=["bg", "a", "b"],
+        ignore=["unlabeled", "b", 7],
+    )
+    assert set(m.ignore_values) == {255, 7}
+    assert set(m.ignore_classes) == {2}

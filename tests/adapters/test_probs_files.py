@@ -389,3 +389,32 @@ def test_resize_probs_hand_values_in_the_computation_dtype():
     got = resize_probs(q, (1, 4))
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, [[[0.2, 0.3, 0.5, 0.6]], [[0.8, 0.7, 0.5, 0.4]]], rtol=0, atol=1e-6)
+
+
+def test_declared_size_past_int64_is_refused_not_wrapped(tmp_path):
+    # 2**31 * 2**31 * 8 values overflow int64 (the product wraps to 0): the
+    # header check must still see an absurd size, not a zero-byte array
+    path = tmp_path / "bomb.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (2**31, 2**31, 8)}
+        )
+    with pytest.raises(InvalidFileError, match=r"declares a \(2147483648, 2147483648, 8\) float32 array .* over"):
+        read_prob_array(str(path))
+    with pytest.raises(InvalidFileError, match=r"over"):
+        peek_shape(str(path))
+
+
+def test_load_probs_honours_max_bytes(tmp_path):
+    path = str(tmp_path / "p.npy")
+    np.save(path, P)  # 48 bytes
+    np.testing.assert_array_equal(load_probs(path, max_bytes=48), P)
+    with pytest.raises(InvalidFileError, match=r"over the"):
+        load_probs(path, max_bytes=47)
+
+
+def test_to_class_first_does_not_resize_unless_asked():
+    small = np.full((2, 2, 3), 0.5, dtype=np.float32)
+    with pytest.raises(ShapeMismatchError, match=r"Pass resize=True"):
+        to_class_first(small, target_shape=(4, 6))
+    assert to_class_first(small, target_shape=(4, 6), resize=True).shape == (2, 4, 6)
