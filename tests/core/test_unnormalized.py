@@ -8,6 +8,7 @@ default), with results identical to cleanlab's, and warn once per call;
 NaN, infinities and negative values are errors in every mode.
 """
 
+import os
 import re
 import warnings
 
@@ -121,7 +122,10 @@ def test_one_warning_per_call_naming_the_fixes(rng):
         assert len(caught) == 1
         w = caught[0]
         assert w.category is UnnormalizedProbabilitiesWarning and issubclass(w.category, UserWarning)
-        assert w.filename == __file__  # points at the caller's line
+        # points at the caller's line (under mutmut every library function is
+        # called through a trampoline, one frame deeper: the line is not ours)
+        if not os.environ.get("MUTANT_UNDER_TEST"):
+            assert w.filename == __file__
         msg = str(w.message)
         assert msg.startswith("5 of 5 images have class scores that do not sum to 1")
         assert "pred_probs[0]" in msg and "softmax" in msg and "renormalise" in msg
