@@ -277,9 +277,9 @@ def image_outputs(result, sample_id: str, spec: OutputSpec, write: bool = True) 
     if not write:
         return Scored(sample_id, score, result.num_issues, None, None, [], pairs, counts)
     heat = output_path(spec.output_dir, spec.score_field, sample_id, "heatmap", spec.token)
-    write_png_atomic(heat, heatmap_image(result.pixel_scores))
+    write_png_atomic(heat, heatmap_image(result.pixel_scores), kind="heatmap")
     iss = output_path(spec.output_dir, spec.score_field, sample_id, "issues", spec.token)
-    write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k))
+    write_png_atomic(iss, issue_mask_image(result.issues, result.labels, k), kind="issues")
     regions = find_regions(result.issues, result.labels, result.pred, result.pixel_scores, min_area=spec.min_region_area)
     if not spec.fast_docs:
         return Scored(sample_id, score, result.num_issues, heat, iss, regions, pairs, counts)

@@ -57,10 +57,11 @@ def field_types(fields: Dict[str, str]) -> Dict[str, tuple]:
     }
 
 
-def schema_complete(dataset, fields: Dict[str, str]) -> bool:
+def schema_complete(dataset, fields: Dict[str, str], reload: bool = True) -> bool:
     """Whether the stored dataset declares every output field and region
-    attribute (reloads it)."""
-    dataset.reload()
+    attribute (reloads it first unless ``reload=False``)."""
+    if reload:
+        dataset.reload()
     flat = dataset.get_field_schema(flat=True)
     paths = list(fields.values()) + [f"{fields['regions']}.detections.{a}" for a in REGION_ATTRIBUTES]
     return all(p in flat for p in paths)
@@ -73,18 +74,58 @@ def ensure_schema(dataset, fields: Dict[str, str]) -> None:
     list when it adds a field, so adding from a stale copy would drop fields
     another process declared meanwhile.
 
+    Everything missing is declared in one schema update (one save of the
+    dataset document and one reload, instead of one per field: 8 on a new
+    score field). Should FiftyOne refuse that, or declare less than asked,
+    the fields are added one at a time as before.
+
     Raises:
         FiftyOneInputError: a field exists with another type
     """
     dataset.reload()
     schema = dataset.get_field_schema()
     flat = dataset.get_field_schema(flat=True)
-    region_paths = [f"{fields['regions']}.detections.{a}" for a in REGION_ATTRIBUTES]
     types = field_types(fields)
-    if all(n in schema for n in types) and all(p in flat for p in region_paths):
-        _check_types(schema, types)  # a re-run: nothing to declare
-        return
-    for name, (ftype, doc_type) in types.items():
+    _check_types(schema, {n: t for n, t in types.items() if n in schema})
+    missing = {n: t for n, t in types.items() if n not in schema}
+    regions = fields["regions"]
+    attrs = {a: ft for a, ft in REGION_ATTRIBUTES.items() if f"{regions}.detections.{a}" not in flat}
+    if not missing and not attrs:
+        return  # a re-run: nothing to declare
+    try:
+        dataset._merge_sample_field_schema(_missing_schema(missing, attrs, regions))
+    except Exception as e:  # a FiftyOne without this private API, or a refusal: the slow way says why
+        logger.debug("declaring %s in one step failed (%s); adding them one by one", list(fields.values()), e)
+    if not schema_complete(dataset, fields, reload=False):  # FiftyOne reloaded the schema it wrote
+        _add_fields_one_by_one(dataset, fields)
+
+
+def _missing_schema(missing: Dict[str, tuple], attrs: Dict[str, type], regions: str) -> Dict[str, Any]:
+    """The FiftyOne field schema of the missing fields and region
+    attributes (a new regions field carries its attributes inside)."""
+    from fiftyone.core.odm.utils import create_field
+
+    schema = {}
+    for name, (ftype, doc_type) in missing.items():
+        if name == regions and attrs:
+            detection = create_field(
+                "detections",
+                fo.ListField,
+                subfield=fo.EmbeddedDocumentField,
+                embedded_doc_type=fo.Detection,
+                fields=[create_field(a, ft) for a, ft in attrs.items()],
+            )
+            schema[name] = create_field(name, ftype, embedded_doc_type=doc_type, fields=[detection])
+        else:
+            schema[name] = create_field(name, ftype, embedded_doc_type=doc_type)
+    if regions not in missing:
+        schema.update({f"{regions}.detections.{a}": create_field(a, ft) for a, ft in attrs.items()})
+    return schema
+
+
+def _add_fields_one_by_one(dataset, fields: Dict[str, str]) -> None:
+    schema = dataset.get_field_schema()
+    for name, (ftype, doc_type) in field_types(fields).items():
         existing = schema.get(name)
         if existing is None:
             if doc_type is None:

@@ -53,6 +53,7 @@ from segqual_fo.fo.writeback import (
     remove_stale_caches,
 )
 from segqual_fo.options import DEFAULTS, ScoringOptions, check_label_field, check_probs_source
+from segqual_fo.writers.files import make_output_dir
 
 
 @dataclass
@@ -230,6 +231,7 @@ def compute_label_quality(
         record_run(sample_collection, score_field, token=token, status="running", lock=lock.owner, **settings)
         collector, stream = _prepare(dataset, opts, resolved, previous, token, skip_failures)
         job = _job(opts, resolved, output_dir, token)
+        make_output_dir(output_dir, score_field)  # once, not per PNG (writers recreate it if it vanishes)
         if opts.method == "num_pixel_issues":
             # next to the outputs (on shared storage for Dask): a killed
             # run's cache is found and removed by the next run

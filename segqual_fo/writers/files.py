@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from typing import Optional, Tuple
 
 import numpy as np
@@ -62,25 +62,90 @@ def token_of(path: Optional[str]) -> Optional[str]:
     return parsed[1] if parsed else None
 
 
-def write_png_atomic(path: str, image: np.ndarray) -> None:
+#: PNG encoder settings per output kind, chosen for speed (see the README's
+#: "PNG compression" table): zlib level 1 with the run-length strategy, which
+#: OpenCV also picks by default, spelled out so that the files do not change
+#: with OpenCV's defaults. Heatmaps keep the "sub" row filter (their values
+#: change smoothly: 2.8x smaller than stored on real data, at 1-2 ms per
+#: 480x360 image); issue masks, mostly runs of 0, use no filter, which is as
+#: fast and smaller. zlib's default level 6 costs 3-5x the time for 2-14%
+#: fewer bytes.
+PNG_PARAMS = {
+    "heatmap": (1, "RLE", "SUB"),
+    "issues": (1, "RLE", "NONE"),
+}
+
+
+def png_params(kind: Optional[str] = None) -> list:
+    """``cv2.imencode`` parameters for an output ``kind`` (see
+    :data:`PNG_PARAMS`); None: OpenCV's defaults."""
+    import cv2
+
+    if kind is None:
+        return []
+    level, strategy, row_filter = PNG_PARAMS[kind]
+    return [
+        cv2.IMWRITE_PNG_COMPRESSION, level,
+        cv2.IMWRITE_PNG_STRATEGY, getattr(cv2, f"IMWRITE_PNG_STRATEGY_{strategy}"),
+        cv2.IMWRITE_PNG_FILTER, getattr(cv2, f"IMWRITE_PNG_FILTER_{row_filter}"),
+    ]  # fmt: skip
+
+
+def write_png_atomic(path: str, image: np.ndarray, kind: Optional[str] = None) -> None:
     """Writes a PNG to a temporary name in the same directory, then renames.
 
-    A crash leaves either the old file or the new one, never half a file.
+    A crash or a failed write leaves either the old file or the new one,
+    never half a file. The image is encoded in memory first, so the file
+    system sees one create, one write and one rename; the directory is
+    created only when it does not exist yet (a run creates it once, see
+    :func:`make_output_dir`). ``kind`` ("heatmap" or "issues") selects the
+    encoder settings (:data:`PNG_PARAMS`).
     """
     import cv2
 
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
+    ok, encoded = cv2.imencode(".png", image, png_params(kind))
+    if not ok:
+        raise OSError(f"OpenCV could not encode a PNG for {path}")
+    directory, name = os.path.split(path)
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}-{name}")
     try:
-        if not cv2.imwrite(tmp, image):
-            raise OSError(f"OpenCV could not write {tmp}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        try:
+            view = memoryview(encoded).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
+
+
+def make_output_dir(output_dir: str, score_field: str) -> str:
+    """Creates ``output_dir/score_field`` (once per run, before the PNGs are
+    written) and returns it.
+
+    Raises:
+        InvalidInputError: a ``score_field`` that is not a safe file name
+    """
+    if not _SAFE_ID.fullmatch(str(score_field)):
+        raise InvalidInputError(f"score_field {score_field!r} is not a safe file name component.")
+    directory = os.path.join(output_dir, score_field)
+    os.makedirs(directory, exist_ok=True)
+    return directory
+
+
+#: Pixels per chunk of :func:`heatmap_image` (its float64 temporaries stay
+#: in the CPU cache: 256 KiB).
+_HEATMAP_CHUNK = 1 << 15
 
 
 def heatmap_image(pixel_scores: np.ndarray) -> np.ndarray:
@@ -90,11 +155,28 @@ def heatmap_image(pixel_scores: np.ndarray) -> np.ndarray:
 
     Computed in float64, so the value is ``round(255 * (1 - s))`` of the
     exact product for float32 / float16 scores, also next to a rounding tie
-    (a float32 product can round onto x.5 and come out 1 lower)."""
-    bad = 1.0 - pixel_scores.astype(np.float64)
-    np.nan_to_num(bad, copy=False, nan=0.0)
-    np.clip(bad, 0.0, 1.0, out=bad)
-    return np.rint(bad * HEATMAP_SCALE).astype(np.uint8)
+    (a float32 product can round onto x.5 and come out 1 lower). The image
+    is processed in chunks of :data:`_HEATMAP_CHUNK` pixels, so no float64
+    copy of the whole image is made; each pixel goes through the same
+    float64 operations either way: ``fmax(x, 0)`` maps NaN to 0 as
+    ``nan_to_num`` did, and clipping ``255 * (1 - s)`` to [0, 255] equals
+    scaling ``1 - s`` clipped to [0, 1], since multiplying by 255 is
+    monotone and exact at 0 and 1.
+    """
+    scores = np.ascontiguousarray(pixel_scores)
+    flat = scores.reshape(-1)
+    out = np.empty(flat.shape, dtype=np.uint8)
+    buf = np.empty(min(_HEATMAP_CHUNK, flat.size), dtype=np.float64)
+    for start in range(0, flat.size, _HEATMAP_CHUNK):
+        part = flat[start : start + _HEATMAP_CHUNK]
+        bad = buf[: part.size]
+        np.subtract(1.0, part, out=bad, dtype=np.float64)
+        np.multiply(bad, HEATMAP_SCALE, out=bad)
+        np.fmax(bad, 0.0, out=bad)  # NaN (ignored pixels) -> 0
+        np.fmin(bad, float(HEATMAP_SCALE), out=bad)
+        np.rint(bad, out=bad)
+        out[start : start + part.size] = bad
+    return out.reshape(scores.shape)
 
 
 def issue_mask_image(issues: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

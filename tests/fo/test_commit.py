@@ -110,6 +110,76 @@ def test_ensure_schema_keeps_other_fields_and_values(make_dataset):
     assert ds.values("lq") == [None]
 
 
+def _field_docs(ds):
+    """Every declared sample field as stored, without creation times and ids
+    (embedded fields by name: their order is the order they were added in)."""
+
+    def strip(d):
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k not in ("created_at", "_id")}
+        if isinstance(d, list):
+            items = [strip(v) for v in d]
+            if all(isinstance(v, dict) and "name" in v for v in items):
+                return sorted(items, key=lambda v: v["name"])
+            return items
+        return d
+
+    ds.reload()
+    return {f.name: strip(f.to_dict()) for f in ds._doc.sample_fields}
+
+
+def test_ensure_schema_declares_everything_in_one_save(make_dataset, monkeypatch):
+    ds = make_dataset()
+    saves = []
+    real_save = type(ds._doc).save
+    monkeypatch.setattr(
+        type(ds._doc), "save", lambda self, *a, **k: (saves.append(k.get("virtual", False)), real_save(self, *a, **k))[1]
+    )
+    ensure_schema(ds, FIELDS)
+    assert saves.count(False) == 1  # was 8: one per field and region attribute (virtual: reload bookkeeping)
+    assert schema_complete(ds, FIELDS) is True
+
+
+def test_one_step_schema_equals_the_field_by_field_one(make_dataset, monkeypatch):
+    fast = make_dataset()
+    ensure_schema(fast, FIELDS)
+    slow = make_dataset()
+    monkeypatch.setattr(fo.Dataset, "_merge_sample_field_schema", lambda self, schema: None)  # declares nothing
+    ensure_schema(slow, FIELDS)  # falls back to add_sample_field per field
+    assert schema_complete(slow, FIELDS) is True
+    assert _field_docs(fast) == _field_docs(slow)
+
+
+def test_one_step_schema_refused_falls_back(make_dataset, monkeypatch):
+    ds = make_dataset()
+    ds.add_sample_field("lq_regions", fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+
+    def refuse(self, schema):
+        raise ValueError("no")
+
+    monkeypatch.setattr(fo.Dataset, "_merge_sample_field_schema", refuse)
+    ensure_schema(ds, FIELDS)
+    assert schema_complete(ds, FIELDS) is True
+
+
+def test_ensure_schema_wrong_type_is_refused_before_declaring(make_dataset):
+    ds = make_dataset()
+    ds.add_sample_field("lq_heatmap", fo.StringField)
+    with pytest.raises(FiftyOneInputError, match="lq_heatmap"):
+        ensure_schema(ds, FIELDS)
+    assert "lq" not in ds.get_field_schema()  # nothing declared
+
+
+def test_one_step_adds_missing_attributes_to_an_existing_regions_field(make_dataset):
+    ds = make_dataset()
+    ds.add_sample_field("lq_regions", fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    ds.add_sample_field("lq_regions.detections.area", fo.IntField)
+    ensure_schema(ds, FIELDS)
+    ref = make_dataset()
+    ensure_schema(ref, FIELDS)
+    assert _field_docs(ds) == _field_docs(ref)
+
+
 def test_ensure_schema_completes_a_partial_schema(make_dataset):
     ds = make_dataset()
     ds.add_sample_field("lq", fo.FloatField)

@@ -7,6 +7,7 @@ itself (``sweep_orphans`` looks for exactly that; a temporary file elsewhere
 would be missed, and ``os.replace`` cannot cross file systems).
 """
 
+import errno
 import os
 import re
 
@@ -16,10 +17,13 @@ import pytest
 
 from segqual_fo.errors import InvalidInputError
 from segqual_fo.writers.files import (
+    PNG_PARAMS,
     heatmap_image,
     is_own_output,
+    make_output_dir,
     output_path,
     parse_output_name,
+    png_params,
     token_of,
     write_png_atomic,
 )
@@ -119,14 +123,15 @@ def test_token_of():
 
 def test_temporary_file_is_a_dot_tmp_png_in_the_output_directory(tmp_path, monkeypatch):
     seen = []
-    real_imwrite = cv2.imwrite
+    real_replace = os.replace
 
-    def spy(path, image, *args):
-        seen.append(path)
-        assert os.path.isfile(path)  # mkstemp created it before the write
-        return real_imwrite(path, image, *args)
+    def spy(src, dst):
+        seen.append(src)
+        assert os.path.isfile(src)  # written completely before the rename
+        np.testing.assert_array_equal(cv2.imread(src, cv2.IMREAD_UNCHANGED), [[1, 2]])
+        return real_replace(src, dst)
 
-    monkeypatch.setattr(cv2, "imwrite", spy)
+    monkeypatch.setattr(os, "replace", spy)
     target = tmp_path / "out" / "lq" / "a.png"
     write_png_atomic(str(target), np.array([[1, 2]], np.uint8))
     (tmp,) = seen
@@ -138,11 +143,74 @@ def test_temporary_file_is_a_dot_tmp_png_in_the_output_directory(tmp_path, monke
 
 
 def test_failed_encode_raises_and_leaves_no_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(cv2, "imwrite", lambda path, image, *a: False)
+    monkeypatch.setattr(cv2, "imencode", lambda ext, image, *a: (False, None))
     target = tmp_path / "a.png"
-    with pytest.raises(OSError, match=r"OpenCV could not write .*\.tmp-.*\.png"):
+    with pytest.raises(OSError, match=r"OpenCV could not encode a PNG for .*a\.png"):
         write_png_atomic(str(target), np.zeros((2, 2), np.uint8))
     assert os.listdir(tmp_path) == []
+
+
+def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    # a full disk in the middle of the data: the temporary file is removed,
+    # the previous PNG stays as it was
+    target = tmp_path / "a.png"
+    write_png_atomic(str(target), np.array([[7]], np.uint8))
+    real_write = os.write
+    calls = []
+
+    def half_then_full(fd, data):
+        calls.append(fd)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_png_atomic(str(target), np.arange(64, dtype=np.uint8).reshape(8, 8))
+    assert len(calls) == 2  # the short write was continued, then failed
+    assert os.listdir(tmp_path) == ["a.png"]
+    np.testing.assert_array_equal(cv2.imread(str(target), cv2.IMREAD_UNCHANGED), [[7]])
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:5])))
+    image = np.arange(600, dtype=np.uint16).reshape(20, 30)
+    write_png_atomic(str(tmp_path / "a.png"), image)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "a.png"), cv2.IMREAD_UNCHANGED), image)
+
+
+def test_missing_directory_is_created_without_a_makedirs_per_file(tmp_path, monkeypatch):
+    calls = []
+    real_makedirs = os.makedirs
+    monkeypatch.setattr(os, "makedirs", lambda *a, **k: (calls.append(a[0]), real_makedirs(*a, **k)))
+    write_png_atomic(str(tmp_path / "new" / "lq" / "a.png"), np.array([[1]], np.uint8))  # created on demand
+    assert calls[0] == str(tmp_path / "new" / "lq")  # (makedirs recurses for the parent)
+    made = len(calls)
+    write_png_atomic(str(tmp_path / "new" / "lq" / "b.png"), np.array([[2]], np.uint8))
+    assert len(calls) == made  # not again for the next file
+    assert make_output_dir(str(tmp_path / "o"), "lq") == str(tmp_path / "o" / "lq")
+    assert os.path.isdir(tmp_path / "o" / "lq")
+    with pytest.raises(InvalidInputError, match="score_field"):
+        make_output_dir(str(tmp_path), "../x")
+
+
+def test_png_settings_per_kind_round_trip_and_open_in_pil(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    heat = (rng.random((37, 53)) * 255).astype(np.uint8)
+    issues = np.where(rng.random((37, 53)) < 0.1, 3, 0).astype(np.uint8)
+    big_issues = np.where(rng.random((9, 11)) < 0.5, 300, 0).astype(np.uint16)
+    for kind, image in (("heatmap", heat), ("issues", issues), ("issues", big_issues), (None, heat)):
+        path = str(tmp_path / f"{kind}-{image.dtype}.png")
+        write_png_atomic(path, image, kind=kind)
+        np.testing.assert_array_equal(cv2.imread(path, cv2.IMREAD_UNCHANGED), image)
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+    assert set(PNG_PARAMS) == {"heatmap", "issues"}
+    assert png_params("issues")[:2] == [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    with pytest.raises(KeyError):
+        png_params("other")
 
 
 def test_failed_rename_removes_the_temporary_file_and_keeps_the_old_one(tmp_path, monkeypatch):
