@@ -8,8 +8,8 @@ default), with results identical to cleanlab's, and warn once per call;
 NaN, infinities and negative values are errors in every mode.
 """
 
-import os
 import re
+import sys
 import warnings
 
 import numpy as np
@@ -124,7 +124,7 @@ def test_one_warning_per_call_naming_the_fixes(rng):
         assert w.category is UnnormalizedProbabilitiesWarning and issubclass(w.category, UserWarning)
         # points at the caller's line (under mutmut every library function is
         # called through a trampoline, one frame deeper: the line is not ours)
-        if not os.environ.get("MUTANT_UNDER_TEST"):
+        if not any(m.split(".")[0] == "mutmut" for m in sys.modules):
             assert w.filename == __file__
         msg = str(w.message)
         assert msg.startswith("5 of 5 images have class scores that do not sum to 1")
