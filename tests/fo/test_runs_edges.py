@@ -299,6 +299,10 @@ def test_settings_differences_skips_what_an_old_version_did_not_record():
     del config.min_region_area
     assert settings_differences(config, _settings(output_dir="/elsewhere", min_region_area=4)) == []
     assert settings_differences(config, _settings(downsample=2)) == ["downsample: recorded 1, now 2"]
+    # settings recorded after a missing one are still compared
+    assert settings_differences(config, _settings(classes=["a", "b"], min_region_area=4)) == [
+        "classes: recorded ['road', 'car'], now ['a', 'b']"
+    ]
 
 
 def test_resume_state_new_run_gets_a_new_token(make_dataset):
@@ -411,6 +415,19 @@ def test_rename_of_a_run_without_targets_or_colours(make_dataset, tmp_path):
     rename_label_quality_run(ds, "lq", "new")
     assert ds.mask_targets == {} and ds.app_config.color_scheme is None
     assert ds.values("new") == [0.5] and not ds.has_field("new_regions")
+
+
+def test_rename_waits_for_no_run_on_the_new_key(make_dataset, tmp_path):
+    # a run starting on the new key (locked, not yet recorded) must not have
+    # its fields renamed into it
+    ds = make_dataset()
+    ids = _samples(ds, 1)
+    _fake_run(ds, ids, str(tmp_path))
+    with RunLock(ds, "new"):
+        with pytest.raises(FiftyOneInputError, match=r"'new'"):
+            rename_label_quality_run(ds, "lq", "new")
+    assert ds.values("lq") == [0.5] and not ds.has_field("new")
+    assert "lq" in ds.list_runs() and "new" not in ds.list_runs()
 
 
 def test_rename_of_a_run_recorded_without_fields(make_dataset, tmp_path):
