@@ -398,8 +398,10 @@ class LowResProbs:
         return out
 
     def dense_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start..stop-1`` of :meth:`dense`: a (K, stop - start, W)
-        array, computed from the stored rows they need only."""
+        """Rows ``start..stop-1`` of :meth:`dense`: a C-contiguous
+        (K, stop - start, W) array, computed from the stored rows they need
+        only. C order matters: numpy's float32 reductions (the block means of
+        ``downsample``) round differently on other memory layouts."""
         y0, y1, wy0, wy1 = self.rows
         x0, x1, wx0, wx1 = self.cols
         ys = slice(start, stop)
@@ -412,7 +414,7 @@ class LowResProbs:
         top += bot
         with np.errstate(invalid="ignore", divide="ignore"):
             top /= self._den(ys)
-        return top
+        return np.ascontiguousarray(top)
 
     def dense(self) -> np.ndarray:
         """The whole (K,H,W) array (the reference definition; K x H x W

@@ -121,18 +121,22 @@ def test_scan_stats_are_exact_and_order_free(rng):
 
     k = 3
     parts = [rng.random(k) * 10.0 ** rng.integers(-8, 8, size=k) for _ in range(40)]
-    hist = np.zeros_like(ScanStats(k).histogram)
+    shape = ScanStats(k).histogram.shape
+    hists = [rng.integers(0, 5, size=shape).astype(ScanStats(k).histogram.dtype) for _ in range(40)]
     expected = [math.fsum(p[c] for p in parts) for c in range(k)]
     results = []
     for order in (range(40), reversed(range(40)), rng.permutation(40)):
         shards = [ScanStats(k) for _ in range(3)]
         for j, i in enumerate(order):
-            shards[j % 3].add(int(i), parts[i], np.ones(k, dtype=np.int64), hist)
+            shards[j % 3].add(int(i), parts[i], np.ones(k, dtype=np.int64), hists[i])
         total = ScanStats(k)
         for s in shards[::-1]:
             total.merge(s)
         results.append(total.class_sums)
         assert total.class_counts.tolist() == [40] * k
+        # every shard's images and histogram counts, added, none replaced
+        assert total.indices == set(range(40))
+        np.testing.assert_array_equal(total.histogram, np.sum(hists, axis=0))
     for r in results:
         assert r.tolist() == expected  # bit-identical
     with pytest.raises(InvalidInputError, match="added twice"):

@@ -51,6 +51,13 @@ def test_equal_scores_keep_input_order():
     # a list works like an array
     np.testing.assert_array_equal(issues_from_scores(np.array(scores)), [1, 3, 0, 2, 4])
 
+def test_many_equal_scores_keep_input_order():
+    # past 16 elements numpy's default sort is not stable: 150 scores with
+    # long runs of ties still come out in image order
+    scores = np.array([0.05] * 50 + [0.01] * 50 + [0.05] * 50)
+    expected = list(range(50, 100)) + list(range(50)) + list(range(100, 150))
+    np.testing.assert_array_equal(issues_from_scores(scores), expected)
+
 
 def test_list_of_pixel_scores_gives_list_of_bool_masks():
     px = [np.array([[0.05, 0.5]]), np.array([[np.nan], [0.01], [0.1]])]

@@ -278,7 +278,11 @@ def test_pickles_and_reads_like_an_array(rng):
     np.testing.assert_array_equal(again.dense(), lr.dense())
     assert np.shape(lr) == (3, 8, 10) and lr.ndim == 3 and lr.num_classes == 3 and lr.dtype == np.float32
     np.testing.assert_array_equal(np.asarray(lr), lr.dense())
+    assert np.asarray(lr).dtype == np.float32  # the computation dtype, not float64
     assert np.asarray(lr, dtype=np.float64).dtype == np.float64
+    half = np.asarray(lr, dtype=np.float16)
+    assert half.dtype == np.float16
+    np.testing.assert_array_equal(half, lr.dense().astype(np.float16))
     assert "stored 4x5 uint8" in repr(lr)
     assert LowResProbs(_valid(rng, np.float64), (8, 10)).dtype == np.float64
 
@@ -304,3 +308,25 @@ def test_argmax_below_reads_only_low_scores(rng, monkeypatch):
     keep = full.pixel_scores < 0.1
     np.testing.assert_array_equal(low.pred[keep], full.pred[keep])
     np.testing.assert_array_equal(low.pred[~keep], full.labels[~keep])
+
+
+def test_gather_fills_the_out_array(rng):
+    lr = LowResProbs(_valid(rng, np.float32, k=4), (9, 11))
+    labels = rng.integers(0, 4, size=(9, 11))
+    buf = np.full((9, 11), -1.0, dtype=np.float32)
+    got = lr.gather(labels, out=buf)
+    expected = np.take_along_axis(lr.dense(), labels[None], axis=0)[0]
+    np.testing.assert_array_equal(buf, expected)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_block_means_over_several_strips_equal_the_dense_ones(rng):
+    # K x f x W large enough that the LowResProbs path averages several strips
+    from segqual_fo.core.issues import block_mean_probs
+
+    k, f = 150, 2
+    lr = LowResProbs(_valid(rng, np.uint8, k=k, small=(16, 128)), (64, 512))
+    assert (1 << 20) // (k * f * 512) * f < 64  # more than one strip
+    got = block_mean_probs(lr, f)
+    np.testing.assert_array_equal(got, block_mean_probs(lr.dense(), f))
+    assert got.shape == (k, 32, 256)

@@ -167,3 +167,18 @@ def test_softmin_grows_with_temperature(score_sets):
     scores = score_sets["mixed"]
     values = [core.softmin(scores, temperature=t) for t in TEMPERATURES]
     assert all(b >= a - 1e-15 for a, b in zip(values, values[1:]))
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 1e-3])
+def test_low_temperature_float32_scores_are_pooled_in_float64(rng, temperature):
+    # the shifted form must widen float32 scores before subtracting and
+    # scaling: float32 arithmetic would be off by ~1e-7 relative
+    from segqual_fo.core.pooling import softmin_rows
+
+    values = rng.uniform(0.0, 1.0, size=(3, 4096)).astype(np.float32)
+    got = softmin_rows(values, temperature)
+    v = values.astype(np.float64)
+    w = np.exp((v.min(axis=1)[:, None] - v) / temperature)
+    expected = (w * v).sum(axis=1) / w.sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+    assert got.dtype == np.float64
