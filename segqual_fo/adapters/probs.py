@@ -18,6 +18,7 @@ without its K x H x W array).
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import zipfile
@@ -48,9 +49,25 @@ def check_layout(layout: str) -> str:
 
 
 _HEADER_LOCK = threading.Lock()
+#: Parsed ``.npy`` headers by their raw bytes (magic, length and header).
+#: A dataset's files share one header, so numpy's parser (an
+#: ``ast.literal_eval``, serialised by :data:`_HEADER_LOCK`) runs once per
+#: distinct header instead of once per file: about 0.1 ms per file, and no
+#: lock for the reading threads to queue on. Equal bytes parse to the same
+#: result, so a hit returns exactly what numpy would; only successful
+#: parses are kept, and the values are checked per file as before.
+_HEADER_CACHE: dict = {}
+_HEADER_CACHE_MAX = 256
+#: At most this much of a declared header is read: numpy refuses headers of
+#: over 10,000 characters anyway (after reading all of them, up to 4 GiB in
+#: a 2.0 header); a longer one now fails on its short read instead.
+_HEADER_READ_MAX = 1 << 16
+_MAGIC = b"\x93NUMPY"
+#: format version byte pairs -> bytes of the header-length field
+_LENGTH_WIDTH = {b"\x01\x00": 2, b"\x02\x00": 4, b"\x03\x00": 4}
 
 
-def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+def _parse_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
     with _HEADER_LOCK:  # ast.literal_eval inside is not thread-safe on 3.11
         version = np.lib.format.read_magic(fp)
         if version == (1, 0):
@@ -61,6 +78,28 @@ def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
         if version in ((2, 0), (3, 0)):
             return np.lib.format.read_array_header_2_0(fp)
         raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _read_header(fp) -> Tuple[Tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) of the ``.npy`` stream ``fp``, which is
+    left at the start of the data. The raw header is read here and parsed
+    by numpy (:func:`_parse_header`), or found in :data:`_HEADER_CACHE`;
+    anything malformed goes to numpy's parser as read, for its error."""
+    raw = fp.read(len(_MAGIC) + 2)
+    width = _LENGTH_WIDTH.get(raw[len(_MAGIC) :]) if raw[: len(_MAGIC)] == _MAGIC else None
+    if width is not None:
+        length = fp.read(width)
+        raw += length
+        if len(length) == width:
+            raw += fp.read(min(int.from_bytes(length, "little"), _HEADER_READ_MAX))
+            cached = _HEADER_CACHE.get(raw)
+            if cached is not None:
+                return cached
+    parsed = _parse_header(io.BytesIO(raw))
+    if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
+        _HEADER_CACHE.clear()
+    _HEADER_CACHE[raw] = parsed
+    return parsed
 
 
 def _check_header(shape, dtype, path: str, max_bytes: int) -> None:

@@ -418,3 +418,67 @@ def test_to_class_first_does_not_resize_unless_asked():
     with pytest.raises(ShapeMismatchError, match=r"Pass resize=True"):
         to_class_first(small, target_shape=(4, 6))
     assert to_class_first(small, target_shape=(4, 6), resize=True).shape == (2, 4, 6)
+
+
+# -- the header cache: numpy parses each distinct header once ----------------------------
+
+
+def test_files_sharing_a_header_are_parsed_once_and_read_exactly(tmp_path, monkeypatch):
+    from segqual_fo.adapters import probs as probs_mod
+
+    monkeypatch.setattr(probs_mod, "_HEADER_CACHE", {})
+    calls = []
+    parse = probs_mod._parse_header
+    monkeypatch.setattr(probs_mod, "_parse_header", lambda fp: calls.append(1) or parse(fp))
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, size=(3, 4, 5), dtype=np.uint8) for _ in range(4)]
+    for i, a in enumerate(arrays):
+        np.savez_compressed(tmp_path / f"{i}.npz", probs=a)
+    for i, a in enumerate(arrays):
+        np.testing.assert_array_equal(read_prob_array(str(tmp_path / f"{i}.npz")), a)
+    assert len(calls) == 1
+    # another header (dtype, order, shape) is parsed on its own
+    other = np.asfortranarray(rng.random((3, 4, 5)).astype(np.float32))
+    np.save(tmp_path / "f.npy", other)
+    np.testing.assert_array_equal(read_prob_array(str(tmp_path / "f.npy")), other)
+    assert len(calls) == 2
+    assert peek_shape(str(tmp_path / "0.npz")) == (3, 4, 5)
+    assert len(calls) == 2
+
+
+def test_a_cached_header_still_has_its_values_checked(tmp_path, monkeypatch):
+    from segqual_fo.adapters import probs as probs_mod
+
+    monkeypatch.setattr(probs_mod, "_HEADER_CACHE", {})
+    np.save(tmp_path / "a.npy", np.zeros((2, 3, 4), dtype=np.float32))
+    read_prob_array(str(tmp_path / "a.npy"))
+    with pytest.raises(InvalidFileError, match="over the"):
+        read_prob_array(str(tmp_path / "a.npy"), max_bytes=10)
+    # a truncated body after a cached header is still reported
+    raw = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "b.npy").write_bytes(raw[:-4])
+    with pytest.raises(InvalidFileError, match="is truncated"):
+        read_prob_array(str(tmp_path / "b.npy"))
+
+
+def test_a_huge_declared_header_is_not_read_to_its_end(tmp_path):
+    # a 2.0 header may declare up to 4 GiB of header; in an .npz member that
+    # decompresses cheaply, numpy read all of it before refusing it
+    body = b" " * (1 << 20)
+    member = b"\x93NUMPY\x02\x00" + (len(body) + (1 << 30)).to_bytes(4, "little") + body
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("probs.npy", member)
+    with pytest.raises(InvalidFileError, match="cannot read probabilities from"):
+        read_prob_array(str(path))
+    with pytest.raises(InvalidFileError, match="cannot read probabilities from"):
+        peek_shape(str(path))
+
+
+def test_malformed_magic_gets_numpy_error(tmp_path):
+    (tmp_path / "m.npy").write_bytes(b"\x93NUMPX\x01\x00" + b"\x00" * 64)
+    with pytest.raises(InvalidFileError, match="magic string is not correct"):
+        read_prob_array(str(tmp_path / "m.npy"))
+    (tmp_path / "s.npy").write_bytes(b"\x93NUM")
+    with pytest.raises(InvalidFileError, match="cannot read probabilities from"):
+        read_prob_array(str(tmp_path / "s.npy"))
