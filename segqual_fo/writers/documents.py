@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import zlib
-from typing import Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 from bson import Binary, ObjectId
@@ -24,12 +24,37 @@ from bson import Binary, ObjectId
 HEATMAP_RANGE = [0.0, 255.0]
 
 
+#: ``.npy`` headers of C-ordered bool masks by shape (see :func:`serialize_mask`)
+_MASK_HEADERS: Dict[tuple, bytes] = {}
+_MASK_HEADERS_MAX = 4096
+
+
+def _save_bytes(mask: np.ndarray) -> bytes:
+    with io.BytesIO() as f:
+        np.save(f, mask, allow_pickle=False)
+        return f.getvalue()
+
+
 def serialize_mask(mask: np.ndarray) -> bytes:
     """An instance mask as FiftyOne stores it: the ``.npy`` bytes of the
-    array, zlib-compressed."""
-    with io.BytesIO() as f:
-        np.save(f, np.asarray(mask), allow_pickle=False)
-        return zlib.compress(f.getvalue())
+    array, zlib-compressed.
+
+    For a C-ordered bool mask (every region's), the bytes ``np.save`` writes
+    are its header, which depends only on the shape, then the raw values;
+    the header is made by ``np.save`` once per shape, so a mask costs one
+    ``tobytes`` instead of a pass through numpy's writer (~30 us each).
+    """
+    mask = np.asarray(mask)
+    if mask.dtype != np.bool_ or not mask.flags.c_contiguous:
+        return zlib.compress(_save_bytes(mask))
+    header = _MASK_HEADERS.get(mask.shape)
+    if header is None:
+        whole = _save_bytes(mask)
+        header = whole[: len(whole) - mask.nbytes]
+        if len(_MASK_HEADERS) >= _MASK_HEADERS_MAX:
+            _MASK_HEADERS.clear()
+        _MASK_HEADERS[mask.shape] = header
+    return zlib.compress(header + mask.tobytes())
 
 
 def heatmap_doc(map_path: str) -> dict:
