@@ -16,6 +16,10 @@ from segqual_fo.execution.job import RunInputs, ScoringJob, image_outputs
 
 #: Records scored ahead of the collector at most (bounds memory).
 _AHEAD = 8
+#: The issue count's cache entries held in memory before it spills to its
+#: directory: all of a run's small images (1,500 images of 64x64 take
+#: ~28 MB), a few big ones (a 1024x2048 image's scores alone are 8 MB).
+_CACHE_MEMORY_BYTES = 64 << 20
 
 
 def run_local(
@@ -39,7 +43,7 @@ def run_local(
     else:
         n_stream = len(inputs.ids)
         total_steps = 2 * n_stream  # a scan pass, then the write pass
-        cache = DirectoryCache(job.cache_dir, remove=True)
+        cache = DirectoryCache(job.cache_dir, remove=True, memory_bytes=_CACHE_MEMORY_BYTES)
     if n_stream == 0:  # a resumed run with nothing left to read
         total_steps = 0
     pending: list = []

@@ -119,3 +119,62 @@ def test_finder_close_releases_the_cache(rng, tmp_path):
     assert (tmp_path / "c").exists()
     finder.close()
     assert not (tmp_path / "c").exists()
+
+
+# -- DirectoryCache(memory_bytes=...): the first entries stay in memory ---------------------
+
+
+def _entry_bytes(e):
+    return sum(a.nbytes for a in e.arrays().values())
+
+
+def test_directory_cache_holds_entries_up_to_its_budget_then_spills(tmp_path):
+    e = _entry(with_full=True)
+    size = _entry_bytes(e)
+    cache = DirectoryCache(str(tmp_path / "c"), memory_bytes=2 * size)
+    for i in range(3):
+        cache.put(i, e)
+    # two fit the budget, the third went to a file
+    assert sorted(os.listdir(tmp_path / "c")) == ["000000002.npz"]
+    for i in range(3):
+        _assert_entries_equal(e, cache.get(i))
+        _assert_entries_equal(e, cache.get(i, keys=("scores",)) if i < 2 else e)
+    # putting an index again replaces its entry (and frees its share)
+    cache.put(0, _entry())
+    _assert_entries_equal(_entry(), cache.get(0))
+    cache.close()
+    assert not os.path.exists(tmp_path / "c" / "000000000.npz")
+
+
+def test_held_entries_own_their_arrays(tmp_path):
+    big = np.arange(1000, dtype=np.float32)
+    e = _entry()
+    e.dis_prob = big[:2]  # a view of a bigger array
+    cache = DirectoryCache(str(tmp_path / "c"), memory_bytes=1 << 20)
+    cache.put(0, e)
+    held = cache.get(0)
+    assert held.dis_prob.base is None
+    big[:2] = -1  # the caller's array changing later does not reach the entry
+    np.testing.assert_array_equal(held.dis_prob, [0.0, 1.0])
+
+
+@pytest.mark.parametrize("budget", [0, 3000, 1 << 30])
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_issue_count_is_the_same_whatever_the_memory_budget(rng, tmp_path, budget, downsample):
+    # 0: every entry on disk (as before), 3000 bytes: some in memory, some on
+    # disk; 1 GiB: all in memory
+    labels = rng.integers(0, 3, (6, 8, 8))
+    probs = random_probs(rng, (6, 3, 8, 8), dtype=np.float32, concentration=0.3)
+    ref = list(iter_label_quality(labels, probs, method="num_pixel_issues", downsample=downsample, with_issues=True))
+    cache = DirectoryCache(str(tmp_path / "b"), memory_bytes=budget)
+    got = list(
+        iter_label_quality(
+            labels, probs, method="num_pixel_issues", downsample=downsample, with_issues=True, cache=cache
+        )
+    )
+    assert any(r.num_issues for r in ref)
+    for r, g in zip(ref, got):
+        np.testing.assert_array_equal(g.issues, r.issues)
+        np.testing.assert_array_equal(g.pred, r.pred)
+        np.testing.assert_array_equal(g.pixel_scores, r.pixel_scores)
+        assert g.score == r.score
