@@ -356,3 +356,35 @@ def test_job_stream_passes_the_method_and_temperature(tmp_path):
     assert t01 == pytest.approx((0.5 * np.exp(-5) + np.exp(-10)) / (np.exp(-5) + np.exp(-10)))
     job.temperature = 1.0
     assert score(job) == pytest.approx((0.5 * np.exp(-0.5) + np.exp(-1)) / (np.exp(-0.5) + np.exp(-1)))
+
+
+def test_job_stream_passes_the_issue_threshold_and_downsample(tmp_path):
+    # the same image, scored through the job and through the core directly
+    from segqual_fo.core import iter_label_quality
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3, size=(8, 8)).astype(np.uint8)
+    logits = rng.normal(size=(3, 8, 8)) * 2
+    probs = (np.exp(logits) / np.exp(logits).sum(axis=0)).astype(np.float32)
+    np.save(tmp_path / "p.npy", probs)
+
+    def through_job(job):
+        images = job.images([A], ["/a.png"], [InlineMask(labels)], [str(tmp_path / "p.npy")])
+        (r,) = job.stream(images, n_jobs=1)
+        return r
+
+    def direct(**kw):
+        (r,) = iter_label_quality([labels], [probs], with_issues=True, n_jobs=1, **kw)
+        return r
+
+    job = _job(tmp_path)
+    job.issue_threshold = 0.4
+    got, want = through_job(job), direct(issue_threshold=0.4)
+    np.testing.assert_array_equal(got.issues, want.issues)
+    assert got.num_issues == want.num_issues != direct(issue_threshold=0.1).num_issues
+
+    job = _job(tmp_path, method="num_pixel_issues")
+    job.downsample = 2
+    got, want = through_job(job), direct(method="num_pixel_issues", downsample=2)
+    assert got.score == want.score != direct(method="num_pixel_issues").score
+    np.testing.assert_array_equal(got.issues, want.issues)
