@@ -330,3 +330,15 @@ def test_block_means_over_several_strips_equal_the_dense_ones(rng):
     got = block_mean_probs(lr, f)
     np.testing.assert_array_equal(got, block_mean_probs(lr.dense(), f))
     assert got.shape == (k, 32, 256)
+
+
+def test_an_exact_tie_at_one_half_gives_the_first_class_as_dense_does():
+    # two classes at exactly 0.5 everywhere, label 1: the argmax is the
+    # first maximum (class 0), so every pixel disagrees with its label
+    p = np.full((2, 3, 4), 0.5, dtype=np.float32)
+    lr = LowResProbs(p, (7, 9))
+    labels = np.ones((7, 9), dtype=np.uint8)
+    low = pixel_evidence(labels, lr, with_argmax=True)
+    dense = pixel_evidence(labels, lr.dense(), with_argmax=True)
+    np.testing.assert_array_equal(low.pred, dense.pred)
+    assert (low.pred == 0).all()
