@@ -254,3 +254,16 @@ def test_heatmap_never_casts_nan_to_an_integer():
     with np.errstate(all="raise"):
         out = heatmap_image(s)
     np.testing.assert_array_equal(out, [[0, 128], [0, 0]])
+
+
+def test_written_png_is_readable_by_everyone_not_executable(tmp_path):
+    # like a file written by open(): 0o644 minus the umask, never 0o777
+    from segqual_fo.writers.files import write_png_atomic
+
+    path = str(tmp_path / "out.png")
+    old = os.umask(0o022)
+    try:
+        write_png_atomic(path, np.zeros((2, 3), np.uint8), kind="heatmap")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
