@@ -204,3 +204,38 @@ def print_table(headers, rows) -> None:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+# A direct child's ru_maxrss starts at its parent's peak RSS (Linux keeps it
+# across fork + execve), and a benchmark process may have held big arrays.
+# Spawning through this tiny launcher gives the worker a small parent.
+_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+
+
+def run_fresh_worker(cmd, env, what: str) -> dict:
+    """Runs ``cmd`` (a Python worker) through the launcher in its own process
+    group and returns the JSON object on the last line of its stdout. If this
+    process is interrupted, launcher and worker are both killed.
+
+    Raises:
+        RuntimeError: the worker failed (``what`` names it; its stderr's end)
+    """
+    import json
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER] + list(cmd), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{stderr[-4000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+

@@ -1,5 +1,6 @@
 """Synthetic files on disk and throw-away FiftyOne datasets for the pipeline
-benchmarks (``bench_pipeline.py``, ``bench_distributed.py``).
+benchmarks (``bench_pipeline.py``, ``bench_distributed.py``,
+``bench_resolution.py``).
 
 FiftyOne is imported only when a dataset is made, so ``--help`` stays fast.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -18,26 +19,38 @@ from _common import make_label, make_probs
 LABEL_FIELD = "ground_truth"
 
 
-def write_files(directory: str, n: int, k: int, size: int, seed: int, dtype=np.float32) -> List[dict]:
-    """Writes n images (JPEG), label PNGs and ``dtype`` probability .npy
-    files; returns one record (filepath, mask_path, probs_path) per image."""
+def write_files(
+    directory: str, n: int, k: int, size, seed: int, dtype=np.float32, *, model=None, npz_key: Optional[str] = None
+) -> List[dict]:
+    """Writes n images (JPEG), label PNGs and probability files; returns one
+    record (filepath, mask_path, probs_path) per image.
+
+    ``size`` is the side of square images or ``(H, W)``. Probabilities are
+    ``make_probs`` at the label's size in ``dtype``, saved as ``.npy``;
+    ``model(rng, label, k)`` makes them instead (e.g. at a model's lower
+    resolution), and ``npz_key`` saves them as a compressed ``.npz`` holding
+    one array of that name."""
     import cv2
 
+    h, w = (size, size) if np.isscalar(size) else size
     for sub in ("images", "labels", "probs"):
         os.makedirs(os.path.join(directory, sub), exist_ok=True)
     palette = np.random.default_rng(12345).integers(0, 256, size=(k, 3), dtype=np.uint8)
     rng = np.random.default_rng(seed)
     records = []
     for i in range(n):
-        label = make_label(rng, k, size, size)
-        probs = make_probs(rng, label, k).astype(dtype)
+        label = make_label(rng, k, h, w)
+        probs = model(rng, label, k) if model is not None else make_probs(rng, label, k).astype(dtype)
         stem = f"img_{i:06d}"
         img = os.path.join(directory, "images", stem + ".jpg")
         msk = os.path.join(directory, "labels", stem + ".png")
-        prb = os.path.join(directory, "probs", stem + ".npy")
+        prb = os.path.join(directory, "probs", stem + (".npz" if npz_key else ".npy"))
         cv2.imwrite(img, palette[label])
         cv2.imwrite(msk, label.astype(np.uint8))
-        np.save(prb, probs)
+        if npz_key:
+            np.savez_compressed(prb, **{npz_key: probs})
+        else:
+            np.save(prb, probs)
         records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
     return records
 

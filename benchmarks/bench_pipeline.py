@@ -74,7 +74,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,7 +89,7 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import machine_info, max_rss_mb, print_table, verdict, vm_hwm_mb  # noqa: E402
+from _common import machine_info, max_rss_mb, print_table, run_fresh_worker, verdict, vm_hwm_mb  # noqa: E402
 from _datasets import (  # noqa: E402
     LABEL_FIELD,
     Datasets,
@@ -414,10 +413,8 @@ def speed_and_parity(cfg: Config, records: List[dict], datasets: Datasets, out_d
 
 
 # -- 3. peak RSS in fresh subprocesses -------------------------------------------------------
-# A direct child's ru_maxrss starts at its parent's peak RSS (Linux keeps it
-# across fork + execve), and this process held the glue's arrays. Spawning
-# through this tiny launcher gives the worker a small parent.
-_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+# Each side runs in a fresh worker started through _common's launcher: this
+# process held the glue's arrays, and a direct child would inherit its peak RSS.
 
 
 def memory_worker(side: str, method: str, name: str, output_dir: str) -> None:
@@ -446,21 +443,7 @@ def run_memory_subprocess(side: str, method: str, name: str, output_dir: str) ->
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
     worker = [sys.executable, os.path.abspath(__file__), "--_memory-worker", side, method, name, output_dir]
-    # its own process group: if this process is interrupted, launcher and worker both go
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER] + worker, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate()
-    except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"memory worker failed ({' '.join(worker)}):\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
+    return run_fresh_worker(worker, env, f"memory worker ({' '.join(worker)})")
 
 
 def peak_memory(cfg: Config, datasets_by_n: Dict[Tuple[str, int], str], out_dir: str, report: Report) -> None:

@@ -76,7 +76,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -92,15 +91,15 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import (  # noqa: E402
-    machine_info,
-    make_label,
-    make_probs,
-    max_rss_mb,
-    print_table,
-    vm_hwm_mb,
+from _common import machine_info, make_probs, max_rss_mb, print_table, run_fresh_worker, vm_hwm_mb  # noqa: E402
+from _datasets import (  # noqa: E402
+    LABEL_FIELD,
+    Datasets,
+    load_average,
+    raise_on_sigterm,
+    warm_page_cache,
+    write_files,
 )
-from _datasets import LABEL_FIELD, Datasets, load_average, raise_on_sigterm, warm_page_cache  # noqa: E402
 
 DATASET_PREFIX = "segqual-bench-resolution"
 PROBS_FIELD = "probs_path"  # the sample field _datasets.Datasets fills
@@ -157,25 +156,10 @@ def model_probs(rng: np.random.Generator, label: np.ndarray, k: int, factor: int
 def write_case(directory: str, case: Case, seed: int) -> List[dict]:
     """Writes the images (JPEG), mask PNGs and probability .npz files of a
     case; returns one record (filepath, mask_path, probs_path) per image."""
-    import cv2
-
-    for sub in ("images", "labels", "probs"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    palette = np.random.default_rng(12345).integers(0, 256, size=(case.k, 3), dtype=np.uint8)
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(case.n):
-        label = make_label(rng, case.k, case.h, case.w)
-        probs = model_probs(rng, label, case.k, case.factor)
-        stem = f"img_{i:06d}"
-        img = os.path.join(directory, "images", stem + ".jpg")
-        msk = os.path.join(directory, "labels", stem + ".png")
-        prb = os.path.join(directory, "probs", stem + ".npz")
-        cv2.imwrite(img, palette[label])
-        cv2.imwrite(msk, label.astype(np.uint8))
-        np.savez_compressed(prb, **{PROBS_KEY: probs})
-        records.append(dict(filepath=img, mask_path=msk, probs_path=prb))
-    return records
+    return write_files(
+        directory, case.n, case.k, (case.h, case.w), seed,
+        model=lambda rng, label, k: model_probs(rng, label, k, case.factor), npz_key=PROBS_KEY,
+    )  # fmt: skip
 
 
 def disk_mb(directory: str, sub: str) -> float:
@@ -259,11 +243,6 @@ def worker(spec_path: str) -> None:
     }))
 
 
-# A direct child's ru_maxrss starts at its parent's peak RSS; spawning through
-# this tiny launcher gives the worker a small parent.
-_LAUNCHER = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
-
-
 def run_worker(spec: dict, spec_path: str) -> dict:
     with open(spec_path, "w") as f:
         json.dump(spec, f)
@@ -271,21 +250,7 @@ def run_worker(spec: dict, spec_path: str) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
     env.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
     cmd = [sys.executable, os.path.abspath(__file__), "--_worker", spec_path]
-    # its own process group: if this process is interrupted, launcher and worker both go
-    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER] + cmd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        stdout, stderr = proc.communicate()
-    except BaseException:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({spec['case']}, {spec['method']}):\n{stderr[-4000:]}")
-    return json.loads(stdout.strip().splitlines()[-1])
+    return run_fresh_worker(cmd, env, f"worker ({spec['case']}, {spec['method']})")
 
 
 # -- main ---------------------------------------------------------------------------------------
