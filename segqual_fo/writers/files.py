@@ -37,9 +37,13 @@ def output_path(output_dir: str, score_field: str, sample_id: str, kind: str, to
             file-name component
     """
     for name, value in (("sample id", sample_id), ("score_field", score_field), ("kind", kind), ("token", token)):
-        if not _SAFE_ID.fullmatch(str(value)):
-            raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
+        _check_safe(name, value)
     return os.path.join(output_dir, score_field, f"{sample_id}-{token}_{kind}.png")
+
+
+def _check_safe(name: str, value) -> None:
+    if not _SAFE_ID.fullmatch(str(value)):
+        raise InvalidInputError(f"{name} {value!r} is not a safe file name component.")
 
 
 def parse_output_name(name: str) -> Optional[Tuple[str, str, str]]:
@@ -136,8 +140,7 @@ def make_output_dir(output_dir: str, score_field: str) -> str:
     Raises:
         InvalidInputError: a ``score_field`` that is not a safe file name
     """
-    if not _SAFE_ID.fullmatch(str(score_field)):
-        raise InvalidInputError(f"score_field {score_field!r} is not a safe file name component.")
+    _check_safe("score_field", score_field)
     directory = os.path.join(output_dir, score_field)
     os.makedirs(directory, exist_ok=True)
     return directory
