@@ -261,9 +261,12 @@ def test_written_png_is_readable_by_everyone_not_executable(tmp_path):
     from segqual_fo.writers.files import write_png_atomic
 
     path = str(tmp_path / "out.png")
+    recreated = str(tmp_path / "vanished" / "out.png")  # the directory is made on the way
     old = os.umask(0o022)
     try:
         write_png_atomic(path, np.zeros((2, 3), np.uint8), kind="heatmap")
+        write_png_atomic(recreated, np.zeros((2, 3), np.uint8), kind="heatmap")
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o644
+    assert os.stat(recreated).st_mode & 0o777 == 0o644
