@@ -23,6 +23,10 @@ _LAZY = {
     "LabelQualityResults": "segqual_fo.fo.compute",
     "upgrade_runs": "segqual_fo.fo.runs",
     "install_plugin": "segqual_fo.fo.plugin",
+    "save_probabilities": "segqual_fo.fo.save",
+    "fiftyone_model": "segqual_fo.fo.models",
+    "LazyModel": "segqual_fo.adapters.models",
+    "onnx_model": "segqual_fo.adapters.models",
 }
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "check_field_name",
     "check_label_field",
     "check_probs_source",
+    "check_batch_size",
     "check_issue_threshold",
     "check_layout",
     "check_method",
@@ -220,10 +221,24 @@ class ScoringOptions:
         return output_fields(self.score_field)
 
 
-def check_probs_source(probs_field: Any, probs_dir: Any) -> None:
-    """Exactly one source of probabilities."""
-    if (probs_field is None) == (probs_dir is None):
-        raise InvalidInputError("pass exactly one of probs_field (a path field) or probs_dir (a directory).")
+def check_probs_source(probs_field: Any, probs_dir: Any, model: Any = None) -> None:
+    """Exactly one source of class scores."""
+    given = [name for name, v in (("probs_field", probs_field), ("probs_dir", probs_dir), ("model", model)) if v is not None]
+    if len(given) != 1:
+        what = f"got {' and '.join(given)}" if given else "got none"
+        raise InvalidInputError(
+            "pass exactly one of probs_field (a field holding each sample's probability file), probs_dir "
+            f"(a directory of files named like the images) or model (a model to run on the images); {what}."
+        )
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """Images per model call: a positive int (None: the default)."""
+    from segqual_fo.adapters.models import DEFAULT_BATCH_SIZE
+
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    return check_positive_int(batch_size, "batch_size", allow_none=False)
 
 
 def check_label_field(label_field: Any, score_field: str) -> str:

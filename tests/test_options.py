@@ -17,6 +17,7 @@ from segqual_fo.options import (
     check_issue_threshold,
     check_label_field,
     check_probs_source,
+    check_batch_size,
     check_workers,
     image_stem,
     is_probs_file,
@@ -377,18 +378,33 @@ def test_scoring_options_unknown_option():
 # -------------------------------------------------------- check_probs_source
 
 
-@pytest.mark.parametrize("field, directory", [("probs_path", None), (None, "/probs")])
-def test_check_probs_source_one(field, directory):
-    assert check_probs_source(field, directory) is None
+@pytest.mark.parametrize(
+    "field, directory, model", [("probs_path", None, None), (None, "/probs", None), (None, None, print)]
+)
+def test_check_probs_source_one(field, directory, model):
+    assert check_probs_source(field, directory, model) is None
 
 
-@pytest.mark.parametrize("field, directory", [(None, None), ("probs_path", "/probs")])
-def test_check_probs_source_not_one(field, directory):
-    with pytest.raises(
-        InvalidInputError,
-        match=r"^pass exactly one of probs_field \(a path field\) or probs_dir \(a directory\)\.$",
-    ):
-        check_probs_source(field, directory)
+@pytest.mark.parametrize(
+    "field, directory, model, got",
+    [
+        (None, None, None, "got none"),
+        ("probs_path", "/probs", None, "got probs_field and probs_dir"),
+        ("probs_path", None, print, "got probs_field and model"),
+        (None, "/probs", print, "got probs_dir and model"),
+    ],
+)
+def test_check_probs_source_not_one(field, directory, model, got):
+    with pytest.raises(InvalidInputError, match=r"^pass exactly one of probs_field .* or model .*; " + got + r"\.$"):
+        check_probs_source(field, directory, model)
+
+
+def test_check_batch_size():
+    assert check_batch_size(None) == 8
+    assert check_batch_size(3) == 3
+    for bad in (0, -1, 1.5, "2"):
+        with pytest.raises(InvalidInputError, match="batch_size"):
+            check_batch_size(bad)
 
 
 # -------------------------------------------------------- check_label_field

@@ -31,6 +31,9 @@ class CacheEntry:
         full_dis_index: with downsampling, the disagreeing pixels at full
             resolution (flat indices), else None
         full_dis_pred: their argmax class, else None
+        pixel_scores: with downsampling, the (H,W) full-resolution
+            self-confidence when the finder keeps it (``keep_pixel_scores``:
+            the last pass then needs no probabilities), else None
     """
 
     scores: np.ndarray
@@ -40,6 +43,7 @@ class CacheEntry:
     shape: Tuple[int, int]
     full_dis_index: Optional[np.ndarray] = None
     full_dis_pred: Optional[np.ndarray] = None
+    pixel_scores: Optional[np.ndarray] = None
 
     def arrays(self) -> Dict[str, np.ndarray]:
         out = {
@@ -52,6 +56,8 @@ class CacheEntry:
         if self.full_dis_index is not None:
             out["full_dis_index"] = self.full_dis_index
             out["full_dis_pred"] = self.full_dis_pred
+        if self.pixel_scores is not None:
+            out["pixel_scores"] = self.pixel_scores
         return out
 
     @classmethod
@@ -64,6 +70,7 @@ class CacheEntry:
             shape=tuple(int(v) for v in a["shape"]),
             full_dis_index=a["full_dis_index"] if "full_dis_index" in a else None,
             full_dis_pred=a["full_dis_pred"] if "full_dis_pred" in a else None,
+            pixel_scores=a["pixel_scores"] if "pixel_scores" in a else None,
         )
 
 

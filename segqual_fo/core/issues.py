@@ -298,6 +298,12 @@ class IssueFinder:
             do not sum to 1, used as given (see
             :func:`~segqual_fo.core.pixel.pixel_evidence`); the scanned
             evidence flags them, and warning is the caller's business
+        keep_pixel_scores (False): with ``downsample > 1``, also keep each
+            image's full-resolution self-confidence in its cache entry, so
+            that the last pass (:func:`~segqual_fo.core.stream.issue_image_result`)
+            does not read the probabilities again (for probabilities that a
+            model computes: each image then runs through it once); costs
+            4 bytes per pixel of cache
 
     Example::
 
@@ -317,8 +323,10 @@ class IssueFinder:
         check_probs: str = "sample",
         cache=None,
         allow_unnormalized: bool = False,
+        keep_pixel_scores: bool = False,
     ):
         self.num_classes = check_positive_int(num_classes, "num_classes", allow_none=False)
+        self.keep_pixel_scores = bool(keep_pixel_scores)
         self.allow_unnormalized = bool(allow_unnormalized)
         self.ignore = normalize_ignore_index(ignore_index)
         self.downsample = check_positive_int(downsample, "downsample", allow_none=False)
@@ -405,7 +413,14 @@ class IssueFinder:
             class_counts=np.bincount(lab_v, minlength=self.num_classes).astype(np.int64),
             histogram=_histogram(s_v),
             entry=CacheEntry(
-                scores, dis_index, dis_pred, dis_prob, ev.labels.shape, full_index, full_pred
+                scores,
+                dis_index,
+                dis_pred,
+                dis_prob,
+                ev.labels.shape,
+                full_index,
+                full_pred,
+                pixel_scores=ev.pixel_scores if f > 1 and self.keep_pixel_scores else None,
             ),
             evidence=ev,
         )

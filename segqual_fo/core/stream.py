@@ -98,6 +98,7 @@ def iter_label_quality(
     num_classes: Optional[int] = None,
     unnormalized: str = "error",
     pred_scope: str = "disagree",
+    probs_once: bool = False,
 ) -> Iterator[ImageResult]:
     """Yields an :class:`ImageResult` per image, in input order.
 
@@ -144,6 +145,13 @@ def iter_label_quality(
             issue_threshold``) instead of wherever it can differ from the
             label (``s <= 1/2``). The issue count needs the argmax of every
             disagreeing pixel for its threshold anyway.
+        probs_once (False): read each image's probabilities once. Only the
+            issue count with ``downsample > 1`` reads them twice by default
+            (its last pass recomputes the full-resolution scores, which its
+            cache does not hold); with ``probs_once`` the cache keeps them
+            (4 bytes per pixel, on disk with a ``DirectoryCache``). For
+            probabilities a model computes on the fly, where a second read
+            is a second inference.
 
     Raises:
         InvalidInputError: and subclasses, naming the image
@@ -231,6 +239,7 @@ def iter_label_quality(
         check_probs=check_probs,
         cache=cache,
         allow_unnormalized=allow,
+        keep_pixel_scores=probs_once,
     )
     num_valid = np.zeros(source.n, dtype=np.int64)
     errors = {}
@@ -295,12 +304,13 @@ def issue_image_result(
     :class:`~segqual_fo.core.issues.IssueMasker`) and score.
 
     ``labels()`` and ``probs()`` load the image; the labels are read only
-    when issues are wanted, the probabilities only with downsampling (the
-    cache then holds block scores, so the full-resolution self-confidence
-    is recomputed; ``allow_unnormalized`` as in the scan that accepted it).
+    when issues are wanted, the probabilities only with downsampling when
+    the entry does not hold the full-resolution scores (the cache then holds
+    block scores, so the full-resolution self-confidence is recomputed;
+    ``allow_unnormalized`` as in the scan that accepted it).
     """
     mask, pred = masker.issues(index, entry)
-    scores = entry.scores if masker.downsample == 1 else None
+    scores = entry.scores if masker.downsample == 1 else entry.pixel_scores
     labels_i = None
     if scores is None:
         ev = pixel_evidence(

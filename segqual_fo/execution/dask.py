@@ -42,6 +42,7 @@ is a record (``skip_failures``), not a task failure.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -204,12 +205,15 @@ def score_shard(job, shard: _Shard) -> list:
     """softmin: scores, PNGs and regions of one shard's images."""
     images = job.images(shard.ids, shard.filepaths, shard.labels, shard.probs_paths)
     out = []
-    for result in job.stream(images, n_jobs=1):
-        if result.failed:
-            out.append(job.failed(images, result.index, result.error))
-        else:
-            j = result.index
-            out.append(image_outputs(result, shard.ids[j], job.output, shard.write[j]))
+    try:
+        for result in job.stream(images, n_jobs=1):
+            if result.failed:
+                out.append(job.failed(images, result.index, result.error))
+            else:
+                j = result.index
+                out.append(image_outputs(result, shard.ids[j], job.output, shard.write[j]))
+    finally:
+        images.close()
     return out
 
 
@@ -220,17 +224,25 @@ def scan_shard(job, shard: _Shard):
     """
     images = job.images(shard.ids, shard.filepaths, shard.labels, shard.probs_paths)
     finder = IssueFinder(
-        job.num_classes, ignore_index=job.ignore, downsample=job.downsample, cache=DirectoryCache(job.cache_dir)
+        job.num_classes,
+        ignore_index=job.ignore,
+        downsample=job.downsample,
+        cache=DirectoryCache(job.cache_dir),
+        # a model's outputs are computed once: pass 3 must not need them
+        keep_pixel_scores=job.model is not None,
     )
     valid, failures = [], []
-    for j, i in enumerate(shard.indices):
-        try:
-            partial = finder.scan(images.label(j), images.probs(j), index=i)
-        except Exception as e:  # reported per image, never swallowed
-            failures.append((i, job.failed(images, j, e)))
-            continue
-        finder.add(partial)
-        valid.append((i, partial.evidence.num_valid))
+    try:
+        for j, i in enumerate(shard.indices):
+            try:
+                partial = finder.scan(images.label(j), images.probs(j), index=i)
+            except Exception as e:  # reported per image, never swallowed
+                failures.append((i, job.failed(images, j, e)))
+                continue
+            finder.add(partial)
+            valid.append((i, partial.evidence.num_valid))
+    finally:
+        images.close()
     return finder.stats, valid, failures
 
 
@@ -332,6 +344,8 @@ def run_on_dask(executor, job, inputs, stream, collector, progress_bar, *, shard
     """Scores the samples ``stream`` (for the issue count, every one) on Dask and
     hands each image's record to ``collector`` (see the module docs); the
     caller has checked ``executor`` (:func:`check_executor`)."""
+    if job.model is not None:  # a primed output stays here; workers run that image
+        job = dataclasses.replace(job, model=job.model.without_primed())
     with connect(executor) as client:
         runner = _Runner(client, job.output.token)
         n = len(inputs.ids)

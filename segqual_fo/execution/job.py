@@ -30,7 +30,8 @@ import numpy as np
 
 from segqual_fo.adapters.labels import Instance, instances_to_mask, read_mask_file
 from segqual_fo.adapters.masks import VOID_VALUE, LabelMapping
-from segqual_fo.adapters.probs import load_probs
+from segqual_fo.adapters.models import DEFAULT_BATCH_SIZE, BatchedModel, check_model_output
+from segqual_fo.adapters.probs import load_probs, to_class_first
 from segqual_fo.core import iter_label_quality
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
 from segqual_fo.writers import documents
@@ -113,6 +114,30 @@ class RunInputs:
     done: Dict[str, bool] = field(default_factory=dict)
 
 
+@dataclass
+class ModelInput:
+    """Class scores computed by a model from each sample's image, instead
+    of read from files (see :mod:`segqual_fo.adapters.models`).
+
+    ``primed`` holds outputs already computed, by sample id (the image the
+    FiftyOne layer ran to learn K), so that no image runs twice; it stays
+    in this process (Dask tasks get the job without it).
+    """
+
+    model: Callable
+    logits: bool = False
+    batch_size: int = DEFAULT_BATCH_SIZE
+    primed: Dict[str, np.ndarray] = field(default_factory=dict)
+
+    def runner(self, ids: Sequence[str], filepaths: Sequence[str]) -> BatchedModel:
+        """A :class:`BatchedModel` over these samples' images."""
+        primed = {j: self.primed.pop(sid) for j, sid in enumerate(ids) if sid in self.primed}
+        return BatchedModel(self.model, filepaths, self.batch_size, primed=primed)
+
+    def without_primed(self) -> "ModelInput":
+        return ModelInput(self.model, self.logits, self.batch_size)
+
+
 # --------------------------------------------------------------------------
 # lazy images
 
@@ -156,17 +181,21 @@ class SampleImages:
     ``label(i)`` decodes the label mask; ``probs(i)`` then loads the
     probabilities at the mask's size (with ``resize=True``, another
     resolution comes as a :class:`~segqual_fo.core.resample.LowResProbs`,
-    read at the mask's size by the core). Both raise errors naming the
-    sample.
+    read at the mask's size by the core), from the sample's file or, with
+    ``model``, from the model's output for its image (then always as with
+    ``resize=True``). Both raise errors naming the sample. :meth:`close`
+    stops the model's background decoding.
     """
 
-    def __init__(self, *, ids, filepaths, label_source, probs_paths, mapping, probs_opts):
+    def __init__(self, *, ids, filepaths, label_source, probs_paths, mapping, probs_opts, model=None):
         self.ids = ids
         self.filepaths = filepaths
         self.label_source = label_source
         self.probs_paths = probs_paths
         self.mapping = mapping
         self.probs_opts = probs_opts
+        self.model: Optional[ModelInput] = model
+        self._runner: Optional[BatchedModel] = None
         self._shapes: Dict[int, tuple] = {}
 
     def where(self, i: int) -> str:
@@ -182,6 +211,8 @@ class SampleImages:
         return mask
 
     def probs(self, i: int) -> np.ndarray:
+        if self.model is not None:
+            return self._model_probs(i)
         path = self.probs_paths[i]
         if path is None:
             raise FiftyOneInputError(f"{self.where(i)} has no probabilities file.")
@@ -191,6 +222,32 @@ class SampleImages:
             )
         except SegQualError as e:
             raise type(e)(_prefix(str(e), self.where(i))) from None
+
+    def _model_probs(self, i: int):
+        if self._runner is None:
+            self._runner = self.model.runner(self.ids, self.filepaths)
+        k = len(self.mapping.classes)
+        try:
+            out = check_model_output(self._runner.get(i), num_classes=k, where="model output")
+            return to_class_first(
+                out,
+                logits=self.model.logits,
+                num_classes=k,
+                target_shape=self._shapes.pop(i, None),
+                resize=True,
+                where="model output",
+            )
+        except SegQualError as e:
+            raise type(e)(_prefix(str(e), self.where(i))) from None
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+    @property
+    def model_calls(self) -> int:
+        """Calls of the model so far (0 without one)."""
+        return 0 if self._runner is None else self._runner.calls
 
     def subset(self, indices: Sequence[int]) -> "SampleImages":
         """The same images restricted to ``indices`` (renumbered 0..)."""
@@ -205,6 +262,7 @@ class SampleImages:
             probs_paths=[self.probs_paths[i] for i in indices],
             mapping=self.mapping,
             probs_opts=self.probs_opts,
+            model=self.model,
         )
 
     def labels_seq(self) -> _Seq:
@@ -310,6 +368,8 @@ class ScoringJob:
     decoder: LabelDecoder
     output: OutputSpec
     cache_dir: str
+    #: class scores from a model instead of ``probs_paths``
+    model: Optional[ModelInput] = None
 
     @property
     def num_classes(self) -> int:
@@ -328,13 +388,15 @@ class ScoringJob:
             probs_paths=probs_paths,
             mapping=self.mapping,
             probs_opts=self.probs_opts,
+            model=self.model,
         )
 
     def stream(self, images: SampleImages, *, n_jobs, cache=None, on_scan=None):
         """:func:`~segqual_fo.core.iter_label_quality` over ``images``, with
         issues and per-image failures. The outputs read the argmax of issue
         pixels only (:func:`image_outputs`), so it is computed only where a
-        pixel can be one (``pred_scope="issues"``)."""
+        pixel can be one (``pred_scope="issues"``). A model's outputs are
+        computed once per image (``probs_once``)."""
         return iter_label_quality(
             images.labels_seq(),
             images.probs_seq(),
@@ -350,6 +412,7 @@ class ScoringJob:
             on_scan=on_scan,
             num_classes=self.num_classes,
             pred_scope="issues",
+            probs_once=self.model is not None,
         )
 
     def failed(self, images: SampleImages, i: int, error: BaseException) -> Failed:

@@ -74,3 +74,4 @@ def run_local(
                 fut.cancel()
             if cache is not None:
                 cache.close()
+            images.close()

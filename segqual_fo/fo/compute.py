@@ -35,7 +35,8 @@ import numpy as np
 
 import fiftyone.core.utils as fou
 
-from segqual_fo.execution.job import OutputSpec, ScoringJob
+from segqual_fo.adapters.models import check_model, describe_model
+from segqual_fo.execution.job import ModelInput, OutputSpec, ScoringJob
 from segqual_fo.execution.local import run_local
 from segqual_fo.fo.checkpoint import RunCheckpoint
 from segqual_fo.fo.commit import FieldCommitter, sweep_orphans
@@ -52,7 +53,7 @@ from segqual_fo.fo.writeback import (
     referenced_files,
     remove_stale_caches,
 )
-from segqual_fo.options import DEFAULTS, ScoringOptions, check_label_field, check_probs_source
+from segqual_fo.options import DEFAULTS, ScoringOptions, check_batch_size, check_label_field, check_probs_source
 from segqual_fo.writers.files import make_output_dir
 
 
@@ -97,6 +98,8 @@ def compute_label_quality(
     *,
     probs_field: Optional[str] = None,
     probs_dir: Optional[str] = None,
+    model: Any = None,
+    batch_size: Optional[int] = None,
     probs_key: Optional[str] = None,
     layout: str = DEFAULTS["layout"],
     logits: bool = False,
@@ -130,6 +133,19 @@ def compute_label_quality(
             file (.npy or .npz)
         probs_dir (None): or a directory of probability files named like the
             images (matched by file stem)
+        model (None): or a model to run on each sample's image (its
+            ``filepath``): a callable taking a list of H x W x 3 uint8 RGB
+            arrays and returning one (K, h, w) array of class scores per
+            image, at any resolution (read at the mask's size as with
+            ``resize=True``; ``logits=True`` for logits). See
+            :func:`segqual_fo.onnx_model`, :func:`segqual_fo.fiftyone_model`
+            and :class:`segqual_fo.LazyModel` (needed with ``executor``).
+            Each image runs through the model once, for both methods (the
+            issue count keeps what its last pass needs); its outputs equal
+            files holding the same arrays, bit for bit. A resumed issue
+            count runs the whole collection again (its thresholds are
+            dataset-wide)
+        batch_size (8): images per model call (with ``model``)
         probs_key (None): the array name inside .npz files
         layout ("KHW"): "KHW" (classes first) or "HWK" (classes last)
         logits (False): the files hold logits; apply a softmax
@@ -204,8 +220,13 @@ def compute_label_quality(
         min_region_area=min_region_area, layout=layout, logits=logits, resize=resize, probs_key=probs_key,
         score_field=score_field, commit_every=commit_every, shard_size=shard_size,
     )  # fmt: skip
-    check_probs_source(probs_field, probs_dir)
+    check_probs_source(probs_field, probs_dir, model)
     check_label_field(label_field, score_field)
+    model_input = None
+    if model is not None:
+        model_input = ModelInput(
+            check_model(model, distributed=executor is not None), logits=bool(logits), batch_size=check_batch_size(batch_size)
+        )
     if executor is not None:
         from segqual_fo.execution.dask import check_executor
 
@@ -216,10 +237,10 @@ def compute_label_quality(
     # 2. resolve the inputs
     resolved = resolve_inputs(
         sample_collection, label_field, probs_field=probs_field, probs_dir=probs_dir, probs_key=probs_key,
-        layout=layout, classes=classes, ignore_index=ignore_index,
+        layout=layout, classes=classes, ignore_index=ignore_index, model=model_input,
     )  # fmt: skip
     output_dir = os.path.abspath(output_dir or default_output_dir(dataset))
-    settings = _settings(opts, label_field, probs_field, probs_dir, resolved, output_dir)
+    settings = _settings(opts, label_field, probs_field, probs_dir, resolved, output_dir, model)
 
     # 3.-5. connected to the cluster (if any) and under the key's lock:
     # record, run, write back, record the totals
@@ -230,7 +251,7 @@ def compute_label_quality(
         resolved.inputs.done = done
         record_run(sample_collection, score_field, token=token, status="running", lock=lock.owner, **settings)
         collector, stream = _prepare(dataset, opts, resolved, previous, token, skip_failures)
-        job = _job(opts, resolved, output_dir, token)
+        job = _job(opts, resolved, output_dir, token, model_input)
         make_output_dir(output_dir, score_field)  # once, not per PNG (writers recreate it if it vanishes)
         if opts.method == "num_pixel_issues":
             # next to the outputs (on shared storage for Dask): a killed
@@ -280,10 +301,17 @@ def _connected(executor):
     return connect(executor)
 
 
-def _settings(opts, label_field, probs_field, probs_dir, resolved: ResolvedInputs, output_dir) -> Dict[str, Any]:
+def _settings(opts, label_field, probs_field, probs_dir, resolved: ResolvedInputs, output_dir, model=None) -> Dict[str, Any]:
     """What the run record holds (and resume compares)."""
     classes = resolved.classes
     mapping = resolved.mapping
+    if model is not None:
+        probs = dict(model=describe_model(model), logits=opts.logits, resize=True)
+    else:
+        probs = dict(
+            probs_field=probs_field, probs_dir=probs_dir, probs_key=opts.probs_key, layout=opts.layout,
+            logits=opts.logits, resize=opts.resize,
+        )  # fmt: skip
     return dict(
         fields=opts.fields,
         method=opts.method,
@@ -292,10 +320,7 @@ def _settings(opts, label_field, probs_field, probs_dir, resolved: ResolvedInput
         issue_threshold=opts.issue_threshold,
         min_region_area=opts.min_region_area,
         label_field=label_field,
-        probs=dict(
-            probs_field=probs_field, probs_dir=probs_dir, probs_key=opts.probs_key, layout=opts.layout,
-            logits=opts.logits, resize=opts.resize,
-        ),  # fmt: skip
+        probs=probs,
         classes=classes,
         ignore=dict(values=list(mapping.ignore_values), classes=[classes[c] for c in mapping.ignore_classes]),
         output_dir=output_dir,
@@ -325,7 +350,7 @@ def _prepare(dataset, opts, resolved: ResolvedInputs, previous, token, skip_fail
     return collector, stream
 
 
-def _job(opts, resolved: ResolvedInputs, output_dir: str, token: str) -> ScoringJob:
+def _job(opts, resolved: ResolvedInputs, output_dir: str, token: str, model=None) -> ScoringJob:
     spec = OutputSpec(
         output_dir,
         opts.score_field,
@@ -345,4 +370,5 @@ def _job(opts, resolved: ResolvedInputs, output_dir: str, token: str) -> Scoring
         decoder=resolved.decoder,
         output=spec,
         cache_dir=os.path.join(output_dir, opts.score_field, f".cache-{token}"),
+        model=model,
     )

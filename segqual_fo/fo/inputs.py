@@ -22,6 +22,7 @@ import fiftyone as fo
 
 from segqual_fo.adapters.labels import Instance
 from segqual_fo.adapters.masks import LabelMapping, void_value
+from segqual_fo.adapters.models import check_model_output, read_rgb
 from segqual_fo.adapters.probs import peek_shape
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
 from segqual_fo.execution.job import (
@@ -30,6 +31,7 @@ from segqual_fo.execution.job import (
     LabelDecoder,
     MaskFile,
     MissingLabel,
+    ModelInput,
     RunInputs,
 )
 from segqual_fo.options import image_stem, probs_files_by_stem
@@ -188,6 +190,35 @@ def peek_num_classes(paths: Sequence[Optional[str]], probs_key, layout) -> int:
     )
 
 
+def model_num_classes(model: ModelInput, ids: Sequence[str], filepaths: Sequence[str]) -> int:
+    """K for a model: its ``num_classes`` attribute when it has one (an
+    ONNX network that declares its output shape does), else the channels of
+    its output for the first image it can run on. That output is kept in
+    ``model.primed``, so the run does not compute it again.
+
+    Raises:
+        FiftyOneInputError: the model fails on the first images (the
+            message has their errors)
+    """
+    k = getattr(model.model, "num_classes", None)
+    if isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k > 0:
+        return int(k)
+    errors = []
+    for sid, fp in list(zip(ids, filepaths))[:3]:
+        try:
+            out = model.model([read_rgb(fp)])
+            out = check_model_output(list(out)[0], num_classes=None, where=f"sample {sid} ({fp})")
+        except Exception as e:  # reported below, with the next samples'
+            errors.append(f"{type(e).__name__}: {e}")
+            continue
+        model.primed[sid] = out
+        return int(out.shape[0])
+    raise FiftyOneInputError(
+        f"the model failed on the first {len(errors)} images, so the number of classes is unknown; "
+        f"errors: {errors}"
+    )
+
+
 def resolve_inputs(
     sample_collection,
     label_field: str,
@@ -198,17 +229,24 @@ def resolve_inputs(
     layout: str,
     classes: Optional[Sequence[str]],
     ignore_index: Any,
+    model: Optional[ModelInput] = None,
 ) -> ResolvedInputs:
     """Everything a run reads from the collection (see the module docs).
 
+    With ``model``, the class scores come from the model (K from
+    :func:`model_num_classes`) and every probability path is None.
+
     Raises:
         FiftyOneInputError: wrong label field, no samples, no readable
-            probability file
+            probability file (or a model failing on the first images)
         InvalidInputError: contradictory classes / ignore values
     """
     doc_type = label_field_type(sample_collection, label_field)
     ids, filepaths = sample_collection.values(["id", "filepath"])
-    paths = probs_paths(sample_collection, filepaths, probs_field, probs_dir)
+    if model is None:
+        paths = probs_paths(sample_collection, filepaths, probs_field, probs_dir)
+    else:
+        paths = [None] * len(ids)
     if not ids:
         raise FiftyOneInputError("the collection has no samples to score.")
     dataset = sample_collection._dataset
@@ -224,5 +262,9 @@ def resolve_inputs(
         mapping = LabelMapping.from_targets(mask_targets=dict(enumerate(names)), classes=names, ignore=ignore + [void])
         decoder = LabelDecoder(class_index={name: k for k, name in enumerate(names)}, void=void)
         label_ref = _detection_refs(sample_collection, label_field, ids)
-    mapping = mapping.resolve(peek_num_classes(paths, probs_key, layout))
+    if model is None:
+        k = peek_num_classes(paths, probs_key, layout)
+    else:
+        k = model_num_classes(model, ids, filepaths)
+    mapping = mapping.resolve(k)
     return ResolvedInputs(RunInputs(ids, filepaths, paths, label_ref), mapping, decoder)
