@@ -52,6 +52,35 @@ def test_stream_matches_array_api(rng, tmp_path, method, downsample):
             assert (r.pred[r.issues] != labels[r.index][r.issues]).all()
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("downsample", [1, 2])
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_probs_once_reads_each_image_once_and_changes_nothing(rng, tmp_path, method, downsample, on_disk):
+    """For a model computing the probabilities, a second read is a second
+    inference: with probs_once the issue count keeps the full-resolution
+    scores instead, and every result is the same."""
+    labels = blob_labels(rng, 5, 4, 16, 16)
+    labels[2, :4, :4] = 255
+    probs = plausible_model(rng, labels % 4, 4, strength=1.0)
+    paths = []
+    for i, p in enumerate(probs):
+        paths.append(tmp_path / f"{i}.npy")
+        np.save(paths[-1], p)
+    kw = dict(method=method, downsample=downsample, ignore_index=255, with_issues=True, num_classes=4)
+    twice, once = LazyNpy(paths), LazyNpy(paths)
+    cache = DirectoryCache(str(tmp_path / "cache")) if on_disk else None
+    a = list(iter_label_quality(list(labels), twice, **kw))
+    b = list(iter_label_quality(list(labels), once, probs_once=True, cache=cache, **kw))
+    assert once.loads == 5
+    assert twice.loads == (10 if method == "num_pixel_issues" and downsample > 1 else 5)
+    for ra, rb in zip(a, b):
+        np.testing.assert_array_equal(ra.score, rb.score)
+        np.testing.assert_array_equal(ra.pixel_scores, rb.pixel_scores)
+        np.testing.assert_array_equal(ra.issues, rb.issues)
+        np.testing.assert_array_equal(ra.pred, rb.pred)
+        np.testing.assert_array_equal(ra.labels, rb.labels)
+
+
 def test_softmin_issue_threshold(rng):
     labels = blob_labels(rng, 3, 3, 8, 8)
     probs = plausible_model(rng, labels, 3, strength=0.0)

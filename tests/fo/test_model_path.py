@@ -279,3 +279,162 @@ def test_batched_model_batches_in_order_and_isolates_failures(tmp_path, rng):
     assert got == {0: 0, 1: 1, 2: "ValueError", 3: 3, 4: 4, 5: "InvalidFileError", 6: 6}
     # batch 0 failed as a whole, then ran one by one; image 5 never reached the model
     assert seen == [[0, 1, 2], [0], [1], [2], [3, 4], [6]]
+
+
+# ---------------------------------------------------------------- save_probabilities
+
+
+def test_save_probabilities_then_score_within_quantisation(make_dataset, net, tmp_path, rng):
+    ds = _dataset(make_dataset(), tmp_path, rng, n=6)
+    model = onnx_model(net)
+    counting = Counting(model)
+    saved = segqual_fo.save_probabilities(ds, counting, str(tmp_path / "p8"), logits=True, batch_size=4)
+    assert (saved.num_written, saved.num_skipped, saved.failures) == (6, 0, [])
+    assert counting.images == 6
+    paths = ds.values("pred_probs_path")
+    assert paths == [str(tmp_path / "p8" / f"{i}.npz") for i in ds.values("id")]
+    assert saved.bytes_written == sum(os.path.getsize(p) for p in paths)
+    for fp, p in zip(ds.values("filepath"), paths):
+        with np.load(p, allow_pickle=False) as z:
+            assert z.files == ["probs"]
+            q = z["probs"]
+        logit = conv_net_numpy(read_rgb(fp), K, STRIDE)
+        e = np.exp(logit - logit.max(0))
+        expected = e / e.sum(0)
+        assert q.dtype == np.uint8 and q.shape == (K, 8, 12)
+        # round(p * 255), within float32 rounding of the network
+        assert np.abs(q.astype(np.float64) - expected * 255).max() <= 0.5 + 1e-3
+    segqual_fo.compute_label_quality(ds, "gt", probs_field="pred_probs_path", resize=True, score_field="from_u8", output_dir=str(tmp_path / "out"))
+    segqual_fo.compute_label_quality(ds, "gt", model=model, logits=True, score_field="direct", output_dir=str(tmp_path / "out"))
+    a, b = np.array(ds.values("from_u8")), np.array(ds.values("direct"))
+    assert np.abs(a - b).max() < 0.02
+
+
+def test_save_probabilities_resumes_and_refuses_to_clobber(make_dataset, net, tmp_path, rng):
+    ds = _dataset(make_dataset(), tmp_path, rng, n=5)
+    ids = ds.values("id")
+    first = ds.select(ids[:2])
+    segqual_fo.save_probabilities(first, onnx_model(net), str(tmp_path / "p"), logits=True)
+    before = {p: os.stat(p).st_mtime_ns for p in first.values("pred_probs_path")}
+    counting = Counting(onnx_model(net))
+    again = segqual_fo.save_probabilities(ds, counting, str(tmp_path / "p"), logits=True)
+    assert (again.num_written, again.num_skipped) == (3, 2)
+    assert counting.images == 3  # the finished files were not rerun
+    assert {p: os.stat(p).st_mtime_ns for p in first.values("pred_probs_path")} == before
+    assert None not in ds.values("pred_probs_path")
+    # another directory into the same field: refused without overwrite
+    with pytest.raises(segqual_fo.errors.FiftyOneInputError, match="already holds other paths for 5 samples"):
+        segqual_fo.save_probabilities(ds, onnx_model(net), str(tmp_path / "q"), logits=True)
+    assert ds.values("pred_probs_path")[0].startswith(str(tmp_path / "p"))
+    # a field of another type: refused
+    with pytest.raises(segqual_fo.errors.FiftyOneInputError, match="not a string field"):
+        segqual_fo.save_probabilities(ds, onnx_model(net), str(tmp_path / "q"), probs_field="gt")
+
+
+def test_save_probabilities_failures_keep_what_was_written(make_dataset, net, tmp_path, rng):
+    ds = _dataset(make_dataset(), tmp_path, rng, n=6)
+    fps = ds.values("filepath")
+    os.remove(fps[3])  # this image cannot be read
+    saved = segqual_fo.save_probabilities(ds, onnx_model(net), str(tmp_path / "p"), logits=True, batch_size=2, skip_failures=True)
+    assert saved.num_written == 5 and [f.sample_id for f in saved.failures] == [ds.values("id")[3]]
+    assert "does not exist" in saved.failures[0].reason
+    assert ds.values("pred_probs_path")[3] is None
+    # without skip_failures: the error names the sample; what was written before is recorded
+    ds2 = _dataset(make_dataset(), tmp_path / "b", rng, n=6)
+    os.remove(ds2.values("filepath")[4])
+    with pytest.raises(InvalidInputError, match=f"sample {ds2.values('id')[4]} .*does not exist"):
+        segqual_fo.save_probabilities(ds2, onnx_model(net), str(tmp_path / "p2"), logits=True, batch_size=2)
+    assert [v is not None for v in ds2.values("pred_probs_path")] == [True] * 4 + [False] * 2
+
+
+def test_quantize_probs_rounds_and_never_stores_an_empty_pixel():
+    from segqual_fo.writers.probs import quantize_probs
+
+    p = np.array([[[0.5]], [[0.498]], [[0.002]]], np.float32)
+    np.testing.assert_array_equal(quantize_probs(p)[:, 0, 0], [128, 127, 1])
+    logits = np.log(p)
+    np.testing.assert_array_equal(quantize_probs(logits, logits=True)[:, 0, 0], [128, 127, 1])
+    k = 600
+    flat = np.full((k, 1, 1), 1.0 / k, np.float32)
+    flat[7] += 1e-4
+    q = quantize_probs(flat)
+    assert q.sum() == 1 and q[7, 0, 0] == 1
+
+
+# ---------------------------------------------------------------- FiftyOne models
+
+
+import fiftyone as fo  # noqa: E402
+import fiftyone.core.models as fom  # noqa: E402
+
+
+class NumpySegmenter(fom.Model):
+    """A FiftyOne Model whose predictions are class scores: the conv net in
+    numpy, with FiftyOne's preprocessing convention (``transforms``)."""
+
+    def __init__(self, with_processor=False):
+        self.preprocess = True
+        self.entered = 0
+        if with_processor:
+            # as TorchImageModel: an output processor that keeps only the argmax
+            self._output_processor = lambda out: [fo.Segmentation(mask=o.argmax(0).astype(np.uint8)) for o in out]
+
+    @property
+    def media_type(self):
+        return "image"
+
+    @property
+    def ragged_batches(self):
+        return False
+
+    @property
+    def transforms(self):
+        return lambda im: im[:, ::-1]  # a real (if odd) preprocessing step
+
+    @property
+    def preprocess(self):
+        return self._preprocess
+
+    @preprocess.setter
+    def preprocess(self, value):
+        self._preprocess = value
+
+    def __enter__(self):
+        self.entered += 1
+        return self
+
+    def predict_all(self, imgs):
+        if self._preprocess:
+            imgs = [self.transforms(im) for im in imgs]
+        out = np.stack([conv_net_numpy(im, K, STRIDE).astype(np.float32) for im in imgs])
+        processor = getattr(self, "_output_processor", None)
+        return out if processor is None else processor(out)
+
+    def predict(self, img):
+        return self.predict_all([img])[0]
+
+
+@pytest.mark.parametrize("with_processor", [False, True])
+def test_fiftyone_model_gives_the_scores(make_dataset, tmp_path, rng, with_processor):
+    ds = _dataset(make_dataset(), tmp_path, rng, n=4)
+    fmodel = NumpySegmenter(with_processor)
+    wrapped = segqual_fo.fiftyone_model(fmodel)
+    img = read_rgb(ds.values("filepath")[0])
+    (out,) = wrapped([img])
+    np.testing.assert_allclose(out, conv_net_numpy(img[:, ::-1], K, STRIDE), rtol=1e-6)
+    if with_processor:
+        assert fmodel._output_processor is not None  # restored after the call
+        assert isinstance(fmodel.predict(img), fo.Segmentation)
+    segqual_fo.compute_label_quality(ds, "gt", model=wrapped, logits=True, output_dir=str(tmp_path / "out"))
+    assert fmodel.entered == 1 and None not in ds.values("label_quality")
+
+
+def test_fiftyone_model_refuses_labels_and_non_models():
+    class LabelModel(NumpySegmenter):
+        def predict_all(self, imgs):
+            return [fo.Segmentation(mask=np.zeros((2, 2), np.uint8)) for _ in imgs]
+
+    with pytest.raises(InvalidInputError, match="returned Segmentation predictions, not class scores"):
+        segqual_fo.fiftyone_model(LabelModel())([np.zeros((4, 4, 3), np.uint8)])
+    with pytest.raises(InvalidInputError, match="takes a fiftyone.core.models.Model"):
+        segqual_fo.fiftyone_model(lambda x: x)
