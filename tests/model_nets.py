@@ -51,3 +51,17 @@ def conv_net_numpy(image: np.ndarray, k: int = 4, stride: int = 4, seed: int = 0
     oh, ow = hh // stride, ww // stride
     patches = x[:, : oh * stride, : ow * stride].reshape(c, oh, stride, ow, stride)
     return np.einsum("kcij,cyixj->kyx", w.astype(np.float64), patches) + b[:, None, None]
+
+
+def build_logged_onnx(path: str, log_dir: str):
+    """A model factory for :class:`~segqual_fo.adapters.models.LazyModel`
+    that leaves a file per build (named by process id and a counter), so a
+    test can count the builds in each process (Dask workers included)."""
+    import os
+    import uuid
+
+    from segqual_fo.adapters.models import OnnxModel
+
+    with open(os.path.join(log_dir, f"{os.getpid()}-{uuid.uuid4().hex[:8]}"), "w"):
+        pass
+    return OnnxModel(path)

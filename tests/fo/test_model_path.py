@@ -438,3 +438,18 @@ def test_fiftyone_model_refuses_labels_and_non_models():
         segqual_fo.fiftyone_model(LabelModel())([np.zeros((4, 4, 3), np.uint8)])
     with pytest.raises(InvalidInputError, match="takes a fiftyone.core.models.Model"):
         segqual_fo.fiftyone_model(lambda x: x)
+
+
+def test_resume_with_a_model(make_dataset, net, tmp_path, rng):
+    """A finished model run resumed with the same model scores nothing
+    again; another model is refused, naming the difference."""
+    ds = _dataset(make_dataset(), tmp_path, rng, n=4)
+    out = str(tmp_path / "out")
+    segqual_fo.compute_label_quality(ds, "gt", model=onnx_model(net), logits=True, output_dir=out)
+    before = ds.values("label_quality")
+    counting = Counting(onnx_model(net))
+    segqual_fo.compute_label_quality(ds, "gt", model=counting, logits=True, output_dir=out, resume=True)
+    assert counting.images == 0 and ds.values("label_quality") == before
+    other = make_conv_net(str(tmp_path / "other.onnx"), k=K, stride=STRIDE, seed=1)
+    with pytest.raises(InvalidInputError, match="other.onnx"):
+        segqual_fo.compute_label_quality(ds, "gt", model=onnx_model(other), logits=True, output_dir=out, resume=True)
