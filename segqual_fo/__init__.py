@@ -26,6 +26,8 @@ _LAZY = {
     "save_probabilities": "segqual_fo.fo.save",
     "fiftyone_model": "segqual_fo.fo.models",
     "LazyModel": "segqual_fo.adapters.models",
+    "review_progress": "segqual_fo.fo.review",
+    "mark_regions": "segqual_fo.fo.review",
     "onnx_model": "segqual_fo.adapters.models",
 }
 

@@ -17,7 +17,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
-from segqual_fo.fo import queries
+from segqual_fo.fo import queries, review
 
 #: Rows of the confusion table (most issue pixels first).
 TOP_CONFUSIONS = 15
@@ -74,11 +74,14 @@ def _confusion_rows(dataset, score_field, fields, classes):
 def _settings_markdown(info, num_scored, num_samples):
     cfg = info.config
     probs = getattr(cfg, "probs", None) or {}
-    if probs.get("probs_field"):
+    if probs.get("model"):
+        source = "model `%s`" % probs["model"]
+    elif probs.get("probs_field"):
         source = "field `%s`" % probs["probs_field"]
     else:
         source = "directory `%s`" % probs.get("probs_dir")
-    source += ", %s" % probs.get("layout", "KHW")
+    if not probs.get("model"):
+        source += ", %s" % probs.get("layout", "KHW")
     if probs.get("probs_key"):
         source += ", key `%s`" % probs["probs_key"]
     ignore = getattr(cfg, "ignore", None) or {}
@@ -101,6 +104,16 @@ def _settings_markdown(info, num_scored, num_samples):
         "- scored: %d of %d images, %s" % (num_scored, num_samples, when),
     ]
     return "\n".join(lines)
+
+
+def _review_markdown(p):
+    """One line on what is left to review (see segqual_fo.fo.review)."""
+    return (
+        "**Review**: %d of %d images left (%d reviewed); %d of %d regions left "
+        "(%d not an error, %d fixed)"
+        % (p["images_left"], p["images"], p["images_reviewed"], p["regions_left"], p["regions"],
+           p["not_an_error"], p["fixed"])
+    )  # fmt: skip
 
 
 def _layout():
@@ -179,6 +192,13 @@ class LabelQualityPanel(foo.Panel):
         ctx.ops.set_view(view=view)
         return {"given_label": given, "predicted_label": predicted, "num_samples": len(view)}
 
+    def on_review_left(self, ctx):
+        score_field = ctx.panel.state.score_field
+        if score_field:
+            view = review.review_view(ctx.dataset, score_field)
+            ctx.ops.set_view(view=view)
+            return {"num_samples": len(view)}
+
     def on_sort(self, ctx):
         score_field = ctx.panel.state.score_field
         if score_field:
@@ -229,6 +249,7 @@ class LabelQualityPanel(foo.Panel):
             float(np.median(scores)) if scores else float("nan"),
         )
 
+        state["review"] = _review_markdown(review.review_progress(dataset, score_field))
         info = dataset.get_run_info(score_field) if score_field in dataset.list_runs() else None
         classes = list(getattr(info.config, "classes", None) or []) if info else []
         state["confusion"] = _confusion_rows(dataset, score_field, fields, classes) if info else []
@@ -264,6 +285,11 @@ class LabelQualityPanel(foo.Panel):
         buttons.btn("sort", label="Worst first", icon="sort", on_click=self.on_sort, variant="contained")
         buttons.btn("reset", label="Reset view", on_click=self.on_reset_view, variant="outlined")
         buttons.btn("refresh", label="Refresh", on_click=self.on_refresh, variant="outlined")
+        if state.review:
+            panel.md(state.review, name="review")
+            panel.btn(
+                "review_left", label="Show what is left to review", on_click=self.on_review_left, variant="outlined"
+            )
 
         panel.plot(
             "histogram",

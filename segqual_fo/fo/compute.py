@@ -42,6 +42,7 @@ from segqual_fo.fo.checkpoint import RunCheckpoint
 from segqual_fo.fo.commit import FieldCommitter, sweep_orphans
 from segqual_fo.fo import documents
 from segqual_fo.fo.inputs import ResolvedInputs, resolve_inputs
+from segqual_fo.fo.review import review_marks
 from segqual_fo.fo.runlock import RunLock
 from segqual_fo.fo.runs import check_overwrite, record_run, resume_state
 from segqual_fo.fo.writeback import (
@@ -250,7 +251,8 @@ def compute_label_quality(
         token, done = resume_state(dataset, score_field, previous, resume, settings)
         resolved.inputs.done = done
         record_run(sample_collection, score_field, token=token, status="running", lock=lock.owner, **settings)
-        collector, stream = _prepare(dataset, opts, resolved, previous, token, skip_failures)
+        marks = review_marks(sample_collection, opts.fields["regions"])
+        collector, stream = _prepare(dataset, opts, resolved, previous, token, skip_failures, marks)
         job = _job(opts, resolved, output_dir, token, model_input)
         make_output_dir(output_dir, score_field)  # once, not per PNG (writers recreate it if it vanishes)
         if opts.method == "num_pixel_issues":
@@ -327,7 +329,7 @@ def _settings(opts, label_field, probs_field, probs_dir, resolved: ResolvedInput
     )
 
 
-def _prepare(dataset, opts, resolved: ResolvedInputs, previous, token, skip_failures):
+def _prepare(dataset, opts, resolved: ResolvedInputs, previous, token, skip_failures, marks=None):
     """The collector, and which samples to read (``stream``).
 
     Softmin reads only the samples left to score when the checkpoint covers
@@ -346,7 +348,9 @@ def _prepare(dataset, opts, resolved: ResolvedInputs, previous, token, skip_fail
         stream = list(range(n))
     # the values are built here with the right types: no need to validate
     committer = FieldCommitter(dataset, opts.fields, batch_size=opts.commit_every, validate=False)
-    collector = Collector(committer, opts.fields, previous, resolved.classes, skip_failures, checkpoint, initial)
+    collector = Collector(
+        committer, opts.fields, previous, resolved.classes, skip_failures, checkpoint, initial, marks=marks
+    )
     return collector, stream
 
 

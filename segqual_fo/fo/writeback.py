@@ -26,6 +26,7 @@ from segqual_fo.execution.job import Failed
 from segqual_fo.fo.checkpoint import RunCheckpoint, Totals
 from segqual_fo.fo.commit import FieldCommitter, ensure_schema, schema_complete
 from segqual_fo.fo.documents import regions_to_detections
+from segqual_fo.fo.review import carry_marks
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ class Collector:
 
     ``initial`` are the totals of samples committed before (a resumed run
     that does not read them again). The totals of the committed samples are
-    checkpointed after every commit.
+    checkpointed after every commit. ``marks`` are the review tags of the
+    regions being replaced, by sample id (:func:`~segqual_fo.fo.review.review_marks`);
+    a sample's new regions inherit them in the update that writes them.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Collector:
         skip_failures: bool,
         checkpoint: Optional[RunCheckpoint] = None,
         initial: Optional[Totals] = None,
+        marks: Optional[Dict[str, list]] = None,
     ):
         self.committer = committer
         self.fields = fields
@@ -71,6 +75,7 @@ class Collector:
         self.confusion = self.committed.confusion.copy()
         self.num_undefined = self.committed.num_undefined
         self.failures: List[Failure] = []
+        self.marks = marks or {}
         # sample id -> (issue pairs, counts, undefined) until its commit
         self._uncommitted: Dict[str, tuple] = {}
         committer.on_commit = self._on_commit
@@ -101,6 +106,9 @@ class Collector:
             values[fields["heatmap"]] = fo.Heatmap(map_path=rec.heatmap, range=[0, 255])
             values[fields["issues"]] = fo.Segmentation(mask_path=rec.issues)
             values[fields["regions"]] = regions_to_detections(rec.regions, self.classes)
+        marks = self.marks.pop(rec.sample_id, None)
+        if marks:
+            carry_marks(marks, values[fields["regions"]])
         self._commit(rec.sample_id, values, new=(rec.heatmap, rec.issues), raw=rec.docs is not None)
 
     def _commit(self, sid, values, new=(), raw=False):

@@ -118,3 +118,32 @@ def test_buttons_sort_and_reset(scored_dataset):
     view = view_set_by(_event(scored_dataset, "on_sort", state)[0], scored_dataset)
     assert view.first()["label_quality"] == min(scored_dataset.values("label_quality"))
     assert triggered(_event(scored_dataset, "on_reset_view", state)[0], "clear_view") == [{}]
+
+
+def test_review_progress_and_what_is_left(scored_dataset):
+    import segqual_fo
+
+    ds = scored_dataset
+    per_sample = ds.values("label_quality_regions.detections.id")
+    ids = [i for regs in per_sample for i in (regs or [])]
+    segqual_fo.mark_regions(ds, ids[:2], "not_an_error")
+    segqual_fo.mark_regions(ds, ids[2:3], "fixed")
+    done = next(s for s, regs in zip(ds.values("id"), per_sample) if regs and not set(regs) & set(ids[:3]))
+    sample = ds[done]
+    sample.tags.append("reviewed")
+    sample.save()
+    n_done = len(sample.label_quality_regions.detections)
+    result, state = _event(ds, "on_load")
+    expected = "%d of 8 images left (1 reviewed); %d of %d regions left (2 not an error, 1 fixed)" % (
+        7, len(ids) - 3 - n_done, len(ids)
+    )
+    assert expected in state["review"]
+    props = _rendered(result)
+    assert "#on_review_left" in str(props["review_left"])
+    view = view_set_by(_event(ds, "on_review_left", state)[0], ds)
+    assert done not in view.values("id") and len(view) == 7
+    shown = [i for regs in view.values("label_quality_regions.detections.id") for i in (regs or [])]
+    on_done = {d.id for d in sample.label_quality_regions.detections}
+    assert sorted(shown) == sorted(set(ids[3:]) - on_done)
+    scores = view.values("label_quality")
+    assert scores == sorted(scores)
