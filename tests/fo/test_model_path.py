@@ -16,7 +16,7 @@ from segqual_fo.errors import InvalidInputError
 from tests.core.helpers import blob_labels
 from tests.model_nets import conv_net_numpy, make_conv_net
 
-pytest.importorskip("onnxruntime")  # in the dev extra: CI has it (tests/test_repo checks the extra)
+pytest.importorskip("onnxruntime")  # in the dev extra; under CI=true a skip is a failure
 
 K = 4
 STRIDE = 4
