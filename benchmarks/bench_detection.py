@@ -42,11 +42,25 @@ seeds of softmin's overall AP and of the paired per-seed difference), it
 does not lose on any kind by more than that kind's paired std, and it also
 wins on the tune half.
 
+Regions (which region first?)
+-----------------------------
+On the same trials, each planted image's issue regions (as the FiftyOne
+pipeline finds them, for softmin and the issue count) are ranked by area, by
+area x (1 - mean score) and by the library's region confidence (with the
+trial's issue-pixel confusion, as a run's final pass): hit@1 / hit@3 = the
+planted region (overlap >= 30% of it or of the region) is first / among the
+first three; mean +- std over seeds per half, and the held-out gain over the
+baseline that is best on the tune half, paired by seed. For dropped and
+wrong_class, fixing the top region (its pixels take its predicted class):
+the share of planted pixels restored to their true class and the correct
+pixels it changes. Results are in the README ("Which region first?").
+
 Run from the repository root::
 
     PYTHONPATH=. python benchmarks/bench_detection.py           # 10 seeds, ~2-3 min
     PYTHONPATH=. python benchmarks/bench_detection.py --quick   # 2 seeds, 3 methods
     PYTHONPATH=. python benchmarks/bench_detection.py --tune    # + parameter grids (tune half)
+    PYTHONPATH=. python benchmarks/bench_detection.py --regions-only   # region ranking only, ~2 min
 
 Needs numpy and OpenCV (a FiftyOne dependency, used for planting).
 
@@ -443,6 +457,156 @@ def random_ap(n: int, n_bad: int, draws: int = 20000) -> float:
     return float(np.mean([average_precision(rng.random(n), bad) for _ in range(draws)]))
 
 
+# -- regions: which region first? ---------------------------------------------------
+REGION_METHODS = ("softmin", "num_pixel_issues")
+#: orderings of an image's regions: two baselines and the library's confidence
+REGION_ORDERS = ("area", "area_x_badness", "confidence")
+REGION_OVERLAP = 0.3  # the planted region: overlap >= 30% of it or of the region
+FIX_KINDS = ("dropped", "wrong_class")
+
+
+@dataclass
+class PlantedRegions:
+    """The regions of one planted image, ranked three ways."""
+
+    half: str
+    kind: str
+    seed: int
+    ranks: Dict[str, List[int]]  # order name -> region indices, best first
+    is_planted: np.ndarray  # (R,) bool: region overlaps the planted pixels enough
+    fix: Dict[str, Tuple[float, int]]  # order name -> (restored share, correct pixels changed)
+
+
+def trial_regions(data: Dataset, trial: Trial, method: str) -> List[PlantedRegions]:
+    """Scores one trial's images with the library (issues as the FiftyOne
+    pipeline finds them), finds the regions of its planted images
+    (:func:`segqual_fo.writers.regions.find_regions`, default
+    ``min_area=16``, at most 100 per image) and ranks them by area, by area
+    x (1 - mean score) and by the dataset-aware confidence
+    (:func:`segqual_fo.core.regions.region_confidence`, with the trial's
+    issue-pixel confusion, like the final pass of a run)."""
+    from segqual_fo.core import iter_label_quality
+    from segqual_fo.core.regions import LOCAL_FEATURES, region_confidence
+    from segqual_fo.writers.regions import find_regions
+
+    labels = trial.labels(data)
+    k = data.probs[0].shape[0]
+    confusion = np.zeros(k * k, dtype=np.int64)
+    found = []
+    results = iter_label_quality(
+        labels, [data.probs[i] for i in trial.idx], method=method, ignore_index=IGNORE, with_issues=True,
+        pred_scope="issues", n_jobs=1,
+    )  # fmt: skip
+    for i, lab, res in zip(trial.idx, labels, results):
+        iss = res.issues
+        confusion += np.bincount(res.labels[iss].astype(np.int64) * k + res.pred[iss], minlength=k * k)
+        if i in trial.planted:
+            found.append((i, lab, res.pred, find_regions(iss, res.labels, res.pred, res.pixel_scores, min_area=16)))
+    out = []
+    for i, lab, pred, regions in found:
+        planted = lab != data.labels[i]
+        h, w = planted.shape
+        inter, masks = [], []
+        for r in regions:
+            x, y = int(round(r.bounding_box[0] * w)), int(round(r.bounding_box[1] * h))
+            full = np.zeros_like(planted)
+            full[y : y + r.mask.shape[0], x : x + r.mask.shape[1]] = r.mask
+            masks.append(full)
+            inter.append(int(np.count_nonzero(full & planted)))
+        n_planted = int(planted.sum())
+        hit = np.array([a >= REGION_OVERLAP * r.area or a >= REGION_OVERLAP * n_planted for a, r in zip(inter, regions)])
+        area = np.array([r.area for r in regions], dtype=np.float64)
+        bad = np.array([1.0 - r.mean_score for r in regions])
+        conf = region_confidence(
+            {f: np.array([getattr(r, f) for r in regions]) for f in LOCAL_FEATURES},
+            np.array([r.given_class for r in regions], dtype=np.intp),
+            np.array([r.predicted_class for r in regions], dtype=np.intp),
+            confusion.reshape(k, k),
+        ) if regions else np.empty(0)  # fmt: skip
+        ranks = {
+            "area": list(np.lexsort((np.arange(len(regions)), -area))),
+            "area_x_badness": list(np.lexsort((np.arange(len(regions)), -area * bad))),
+            "confidence": list(np.lexsort((np.arange(len(regions)), -conf))),
+        }
+        fix = {}
+        for name, order in ranks.items():
+            if not order:
+                fix[name] = (0.0, 0)
+                continue
+            top = regions[order[0]]
+            m = masks[order[0]]
+            true = data.labels[i]
+            # the fix: the region's pixels take its predicted class
+            restored = int(np.count_nonzero(m & planted & (true == top.predicted_class)))
+            broken = int(np.count_nonzero(m & ~planted & (true != top.predicted_class)))
+            fix[name] = (restored / max(n_planted, 1), broken)
+        out.append(PlantedRegions(trial.half, trial.kind, trial.seed, ranks, hit, fix))
+    return out
+
+
+def region_metrics(images: Sequence[PlantedRegions]) -> Dict[Tuple[str, str, int, str], Dict[str, float]]:
+    """(half, kind, seed, order) -> hit@1, hit@3 (shares of planted images)
+    and, for FIX_KINDS, the fix's restored share and correct pixels changed
+    (means over the planted images)."""
+    acc: Dict[tuple, Dict[str, list]] = {}
+    for im in images:
+        for name, order in im.ranks.items():
+            d = acc.setdefault((im.half, im.kind, im.seed, name), {"hit@1": [], "hit@3": [], "restored": [], "changed": []})
+            d["hit@1"].append(bool(order) and bool(im.is_planted[order[0]]))
+            d["hit@3"].append(bool(order) and bool(im.is_planted[order[:3]].any()))
+            d["restored"].append(im.fix[name][0])
+            d["changed"].append(im.fix[name][1])
+    return {key: {m: float(np.mean(v)) for m, v in d.items()} for key, d in acc.items()}
+
+
+def region_per_seed(res, half: str, kind: str, order: str, metric: str, kinds: Sequence[str] = KINDS) -> np.ndarray:
+    seeds = sorted({s for (h, _, s, _) in res if h == half})
+    ks = list(kinds) if kind == "overall" else [kind]
+    return np.array([np.mean([res[(half, k, s, order)][metric] for k in ks]) for s in seeds])
+
+
+def run_regions(data: Dataset, trials: Sequence[Trial]) -> Dict[str, dict]:
+    """Region ranking per method: tables of hit@1 / hit@3 and the fix."""
+    print("\n== Which region first? hit@1 / hit@3 of the planted region among its image's regions ==")
+    print(f"(planted region: overlap >= {REGION_OVERLAP:.0%} of it or of the region; mean±std over seeds; "
+          "orders: area, area x (1 - mean score), confidence)")
+    out = {}
+    for method in REGION_METHODS:
+        t = time.perf_counter()
+        images = [im for tr in trials for im in trial_regions(data, tr, method)]
+        res = region_metrics(images)
+        out[method] = res
+        halves = [h for h in ("tune", "held") if any(k[0] == h for k in res)]
+        rows = []
+        for kind in list(KINDS) + ["overall"]:
+            for order in REGION_ORDERS:
+                row = [kind if order == REGION_ORDERS[0] else "", order]
+                for h in halves:
+                    row += [fmt(region_per_seed(res, h, kind, order, m)) for m in ("hit@1", "hit@3")]
+                rows.append(row)
+        print(f"\n-- {method} ({time.perf_counter() - t:.0f} s)")
+        print_table(["kind", "order"] + [f"{h}:{m}" for h in halves for m in ("hit@1", "hit@3")], rows)
+        base = max(("area", "area_x_badness"), key=lambda o: region_per_seed(res, "tune", "overall", o, "hit@1").mean())
+        for m in ("hit@1", "hit@3"):
+            d = region_per_seed(res, "held", "overall", "confidence", m) - region_per_seed(res, "held", "overall", base, m)
+            spread = max(d.std(), region_per_seed(res, "held", "overall", base, m).std())
+            verdict = "MET" if d.mean() >= 0.10 and d.mean() > spread else "not met"
+            print(f"   held-out {m}: confidence - {base} (best baseline on tune) = {d.mean():+.3f}±{d.std():.3f} "
+                  f"(paired over seeds; spread {spread:.3f}); target +0.10 beyond the spread: {verdict}")
+        rows = []
+        for kind in FIX_KINDS:
+            for order in REGION_ORDERS:
+                row = [kind if order == REGION_ORDERS[0] else "", order]
+                for h in halves:
+                    row += [fmt(region_per_seed(res, h, kind, order, "restored")),
+                            f"{region_per_seed(res, h, kind, order, 'changed').mean():.0f}"]
+                rows.append(row)
+        print("   fix the top region (its pixels take its predicted class): share of the planted pixels restored "
+              "to their true class, and correct pixels changed (mean per planted image)")
+        print_table(["kind", "order"] + [f"{h}:{m}" for h in halves for m in ("restored", "correct px changed")], rows)
+    return out
+
+
 # -- tuning ---------------------------------------------------------------------
 def tune(data: Dataset, methods: Sequence[Method], trials: Sequence[Trial]) -> List[Method]:
     """Grid search of each method's ``grid`` on the tune half's trials;
@@ -478,6 +642,7 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, 3 methods")
     ap.add_argument("--tune", action="store_true", help="grid-search parameters on the tune half first")
     ap.add_argument("--methods", nargs="*", help="method names to run (default: all)")
+    ap.add_argument("--regions-only", action="store_true", help="only the region ranking (which region first?)")
     return ap.parse_args(argv)
 
 
@@ -530,6 +695,10 @@ def main(argv=None) -> int:
     print(f"random ranking: AUROC 0.5, P@k {n_bad / n_half:.2f}, AP {random_ap(n_half, n_bad):.3f} "
           f"({n_bad} of {n_half})")
 
+    if args.regions_only:
+        run_regions(data, trials)
+        print(f"total {time.perf_counter() - t0:.0f} s")
+        return 0
     if args.tune:
         methods = tune(data, methods, trials)
 
@@ -569,6 +738,7 @@ def main(argv=None) -> int:
     else:
         print("\nVERDICT: no method beats softmin's held-out AP by more than the seed-to-seed spread; "
               "keep softmin the default.")
+    run_regions(data, trials)
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

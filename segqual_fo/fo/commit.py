@@ -31,7 +31,17 @@ from segqual_fo.writers.files import is_own_output, parse_output_name
 logger = logging.getLogger(__name__)
 
 #: Attributes of the region detections, declared so the App can filter them.
-REGION_ATTRIBUTES = {"predicted_label": fo.StringField, "area": fo.IntField, "mean_score": fo.FloatField}
+#: ``confidence`` is fo.Detection's own field (see :mod:`segqual_fo.core.regions`).
+REGION_ATTRIBUTES = {
+    "predicted_label": fo.StringField,
+    "area": fo.IntField,
+    "mean_score": fo.FloatField,
+    "min_score": fo.FloatField,
+    "ring_given": fo.FloatField,
+    "ring_predicted": fo.FloatField,
+    "ring_score": fo.FloatField,
+    "thickness": fo.FloatField,
+}
 
 
 

@@ -19,8 +19,13 @@ Fields written (names derived from ``score_field``, default
                                     class index + 1 on issue pixels
 ``label_quality_regions``           ``fo.Detections``: one per connected
                                     issue region (label = given class;
+                                    ``confidence`` that it is an annotation
+                                    error, see :mod:`segqual_fo.core.regions`;
                                     ``predicted_label``, ``area``,
-                                    ``mean_score``)
+                                    ``mean_score`` and the evidence
+                                    ``min_score``, ``ring_given``,
+                                    ``ring_predicted``, ``ring_score``,
+                                    ``thickness``)
 =================================  =========================================
 """
 
@@ -41,6 +46,7 @@ from segqual_fo.execution.local import run_local
 from segqual_fo.fo.checkpoint import RunCheckpoint
 from segqual_fo.fo.commit import FieldCommitter, sweep_orphans
 from segqual_fo.fo import documents
+from segqual_fo.fo.confidence import write_region_confidence
 from segqual_fo.fo.inputs import ResolvedInputs, resolve_inputs
 from segqual_fo.fo.review import review_marks
 from segqual_fo.fo.runlock import RunLock
@@ -270,10 +276,12 @@ def compute_label_quality(
 
             run_on_dask(client, job, resolved.inputs, stream, collector, progress_bar, shard_size=opts.shard_size)
         collector.committer.flush()
+        k = len(resolved.classes)
+        # dataset-aware region confidence: needs every image's issue pixels
+        write_region_confidence(sample_collection, opts.fields, resolved.classes, collector.confusion.reshape(k, k))
 
         finish_dataset(dataset, opts.fields, resolved.classes)
         sweep_orphans(os.path.join(output_dir, score_field), referenced_files(sample_collection, opts.fields), set(ids))
-        k = len(resolved.classes)
         confusion = collector.confusion.reshape(k, k)
         record_run(
             sample_collection, score_field, token=token, status="completed", confusion=confusion,

@@ -12,7 +12,7 @@ import numpy as np
 
 import fiftyone as fo
 
-from segqual_fo.writers.documents import detections_doc, heatmap_doc, segmentation_doc
+from segqual_fo.writers.documents import REGION_FLOATS, detections_doc, heatmap_doc, segmentation_doc
 from segqual_fo.writers.regions import IssueRegion
 
 
@@ -24,9 +24,10 @@ def regions_to_detections(regions: Sequence[IssueRegion], classes: Sequence[str]
                 label=classes[r.given_class],
                 bounding_box=list(r.bounding_box),
                 mask=r.mask,
+                confidence=None if r.confidence is None else float(r.confidence),
                 predicted_label=classes[r.predicted_class],
                 area=int(r.area),
-                mean_score=float(r.mean_score),
+                **{name: float(getattr(r, name)) for name in REGION_FLOATS},
             )
             for r in regions
         ]
@@ -65,5 +66,9 @@ def example_regions() -> List[List[IssueRegion]]:
         [
             IssueRegion((0.1, 0.2, 0.3, 0.4), rng.random((5, 7)) > 0.5, 1, 2, 17, 0.25),
             IssueRegion((np.float64(0.0), 0.5, 1.0, 0.5), np.ones((1, 1), bool), 255, 0, np.int64(1), np.float32(0.5)),
+            IssueRegion(
+                (0.5, 0.5, 0.1, 0.1), np.ones((2, 3), bool), 3, 4, 6, 0.125, np.float32(0.0), 0.5, 0.25,
+                np.float64(0.75), 1.5, confidence=np.float64(0.01),
+            ),
         ],
     ]

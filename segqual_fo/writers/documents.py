@@ -68,21 +68,28 @@ def segmentation_doc(mask_path: str) -> dict:
 def detections_doc(regions: Sequence, classes: Sequence[str]) -> dict:
     """The regions as a ``fo.Detections`` document (see
     :class:`~segqual_fo.writers.regions.IssueRegion`)."""
-    return {
-        "_cls": "Detections",
-        "detections": [
-            {
-                "_id": ObjectId(),
-                "_cls": "Detection",
-                "attributes": {},
-                "tags": [],
-                "label": classes[r.given_class],
-                "bounding_box": [float(v) for v in r.bounding_box],
-                "mask": Binary(serialize_mask(r.mask)),
-                "predicted_label": classes[r.predicted_class],
-                "area": int(r.area),
-                "mean_score": float(r.mean_score),
-            }
-            for r in regions
-        ],
+    return {"_cls": "Detections", "detections": [_detection_doc(r, classes) for r in regions]}
+
+
+#: The regions' float attributes after ``area``, in the order FiftyOne
+#: stores them (see :func:`segqual_fo.fo.documents.regions_to_detections`).
+REGION_FLOATS = ("mean_score", "min_score", "ring_given", "ring_predicted", "ring_score", "thickness")
+
+
+def _detection_doc(r, classes: Sequence[str]) -> dict:
+    doc = {
+        "_id": ObjectId(),
+        "_cls": "Detection",
+        "attributes": {},
+        "tags": [],
+        "label": classes[r.given_class],
+        "bounding_box": [float(v) for v in r.bounding_box],
+        "mask": Binary(serialize_mask(r.mask)),
     }
+    if r.confidence is not None:  # FiftyOne's own field, stored before the custom ones
+        doc["confidence"] = float(r.confidence)
+    doc["predicted_label"] = classes[r.predicted_class]
+    doc["area"] = int(r.area)
+    for name in REGION_FLOATS:
+        doc[name] = float(getattr(r, name))
+    return doc

@@ -40,6 +40,7 @@ def outputs(ds, score_field):
             if regions is None
             else [
                 (d.label, tuple(d.bounding_box), d.predicted_label, d.area, d.mean_score, d.mask.tobytes())
+                + tuple(d[a] for a in ("confidence", "min_score", "ring_given", "ring_predicted", "ring_score", "thickness"))
                 for d in regions.detections
             ],
         )

@@ -22,11 +22,7 @@ from segqual_fo.writers.files import output_path
 
 FIELDS = output_fields("lq")
 NAMES = ["lq", "lq_num_issues", "lq_heatmap", "lq_issues", "lq_regions"]
-REGION_PATHS = [
-    "lq_regions.detections.predicted_label",
-    "lq_regions.detections.area",
-    "lq_regions.detections.mean_score",
-]
+REGION_PATHS = [f"lq_regions.detections.{name}" for name in REGION_ATTRIBUTES]
 
 
 def _dataset(make_dataset, n):
@@ -55,7 +51,12 @@ def _touch(path):
 
 
 def test_region_attributes():
-    assert REGION_ATTRIBUTES == {"predicted_label": fo.StringField, "area": fo.IntField, "mean_score": fo.FloatField}
+    evidence = ("mean_score", "min_score", "ring_given", "ring_predicted", "ring_score", "thickness")
+    assert REGION_ATTRIBUTES == {
+        "predicted_label": fo.StringField,
+        "area": fo.IntField,
+        **{name: fo.FloatField for name in evidence},
+    }
 
 
 def test_field_types():
@@ -220,6 +221,10 @@ def test_schema_complete_needs_every_region_attribute(make_dataset):
     ds.add_sample_field("lq2_regions.detections.area", fo.IntField)
     assert schema_complete(ds, other) is False  # mean_score is missing
     ds.add_sample_field("lq2_regions.detections.mean_score", fo.FloatField)
+    for name in ("min_score", "ring_given", "ring_predicted", "ring_score"):
+        ds.add_sample_field(f"lq2_regions.detections.{name}", fo.FloatField)
+    assert schema_complete(ds, other) is False  # thickness is missing
+    ds.add_sample_field("lq2_regions.detections.thickness", fo.FloatField)
     assert schema_complete(ds, other) is True
 
 
@@ -268,7 +273,7 @@ def test_ensure_schema_refuses_a_wrong_type_in_a_complete_schema(make_dataset):
             ds.add_sample_field(name, ftype)
         else:
             ds.add_sample_field(name, ftype, embedded_doc_type=doc_type)
-    for path, ftype in zip(REGION_PATHS, (fo.StringField, fo.IntField, fo.FloatField)):
+    for path, ftype in zip(REGION_PATHS, REGION_ATTRIBUTES.values()):
         ds.add_sample_field(path, ftype)
     assert schema_complete(ds, FIELDS) is True
     with pytest.raises(FiftyOneInputError, match=r"^field 'lq_issues' exists as .*; it must be EmbeddedDocumentField of Segmentation\."):

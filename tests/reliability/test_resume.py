@@ -21,9 +21,19 @@ from tests.reliability.children import PARK_IN_PROGRESS, scoring_child, wait_par
 FIELDS = ["label_quality", "label_quality_num_issues", "label_quality_heatmap", "label_quality_issues", "label_quality_regions"]
 
 
-def _snapshot(ds, ids=None):
+def _without_confidence(doc):
+    """A regions document without ``confidence``: the run's final pass sets
+    every region's (dataset-aware) confidence, committed samples' too."""
+    if doc is None:
+        return None
+    return {**doc, "detections": [{k: v for k, v in d.items() if k != "confidence"} for d in doc["detections"]]}
+
+
+def _snapshot(ds, ids=None, final_pass=False):
     """Per sample: every output field's stored document, last_modified_at,
-    and for each referenced PNG its bytes, inode and mtime."""
+    and for each referenced PNG its bytes, inode and mtime. ``final_pass``:
+    without what the final pass rewrites (region confidences, and so
+    last_modified_at)."""
     ds.reload()
     view = ds if ids is None else ds.select(ids)
     out = {}
@@ -34,7 +44,9 @@ def _snapshot(ds, ids=None):
             with open(path, "rb") as f:
                 files[path] = (f.read(), st.st_ino, st.st_mtime_ns)
         docs = {f: (s[f].to_dict() if hasattr(s[f], "to_dict") else s[f]) for f in FIELDS}
-        out[s.id] = (docs, s.last_modified_at, files)
+        if final_pass:
+            docs["label_quality_regions"] = _without_confidence(docs["label_quality_regions"])
+        out[s.id] = (docs, None if final_pass else s.last_modified_at, files)
     return out
 
 
@@ -122,12 +134,16 @@ def test_resume_leaves_committed_samples_untouched(persistent, tmp_path, method,
     assert ds.get_run_info("label_quality").config.status == "running"
     committed = [sid for sid, p in zip(ds.values("id"), ds.values("label_quality_heatmap.map_path")) if token_of(p) == token]
     assert 8 <= len(committed) < n and len(committed) % 8 == 0 and ids[2] in committed
-    before = _snapshot(ds, committed)
+    before = _snapshot(ds, committed, final_pass=True)
     if checkpoint == "lost":
         foo.get_db_conn()[CHECKPOINTS].delete_many({"_id": f"{ds._doc.id}/label_quality"})
 
     res = _run(ds, out, method=method, resume=True)
-    assert _snapshot(ds, committed) == before  # not rescored, not rewritten
+    assert _snapshot(ds, committed, final_pass=True) == before  # not rescored, not rewritten
+    # every region's confidence as if never interrupted (the final pass)
+    assert ds.values("label_quality_regions.detections.confidence") == ds.values(
+        "lq_fresh_regions.detections.confidence"
+    )
     ds.reload()
     assert ds.get_run_info("label_quality").config.status == "completed"
     assert all(token_of(p) == token for p in ds.values("label_quality_heatmap.map_path"))
