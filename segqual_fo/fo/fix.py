@@ -160,24 +160,8 @@ def fix_regions(
     """
     # 1. validate
     check_selection(tag, min_confidence, label_ids)
-    check_label_field(label_field, score_field)
-    check_field_name(score_field, "score_field")
-    fixed_field = check_field_name(fixed_field or f"{label_field}_fixed", "fixed_field")
-    if fixed_field == label_field:
-        raise InvalidInputError(f"fixed_field {fixed_field!r} is the label field; the original is never overwritten.")
     dataset = sample_collection._dataset
-    config = _run_config(dataset, score_field, label_field)
-    fields = run_fields(dataset, score_field)
-    taken = (set(fields.values()) | output_field_names(dataset) | set(dataset.list_runs())) & {fixed_field}
-    if taken:
-        raise InvalidInputError(
-            f"fixed_field {fixed_field!r} is written by a segqual run; choose another name "
-            f"(default: {label_field}_fixed)."
-        )
-    _check_label_fields(sample_collection, label_field, fixed_field)
-    regions_field = fields["regions"]
-    if not dataset.has_field(regions_field):
-        raise FiftyOneInputError(f"the run {score_field!r} has no regions field {regions_field!r}; score again.")
+    config, regions_field, fixed_field = check_fix_target(dataset, label_field, score_field, fixed_field)
     values = _class_values(dataset, label_field, config.classes)
 
     # 2. choose the regions
@@ -195,6 +179,36 @@ def fix_regions(
         ids = sample_ids[start : start + _CHUNK]
         _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, values, directory, token, results)
     return results
+
+
+def check_fix_target(dataset, label_field: str, score_field: str, fixed_field: Optional[str] = None):
+    """What a fix reads and writes, checked (the library and the plugin's
+    form share it): ``(run config, regions field, fixed field)``.
+
+    Raises:
+        InvalidInputError: bad field names, a fixed field that is the label
+            field or a segqual output
+        FiftyOneInputError: no segqual run ``score_field`` of
+            ``label_field``, a Detections label field, a fixed field of
+            another type, a run without regions
+    """
+    check_label_field(label_field, score_field)
+    check_field_name(score_field, "score_field")
+    fixed_field = check_field_name(fixed_field or f"{label_field}_fixed", "fixed_field")
+    if fixed_field == label_field:
+        raise InvalidInputError(f"fixed_field {fixed_field!r} is the label field; the original is never overwritten.")
+    config = _run_config(dataset, score_field, label_field)
+    fields = run_fields(dataset, score_field)
+    if fixed_field in set(fields.values()) | output_field_names(dataset) | set(dataset.list_runs()):
+        raise InvalidInputError(
+            f"fixed_field {fixed_field!r} is written by a segqual run; choose another name "
+            f"(default: {label_field}_fixed)."
+        )
+    _check_label_fields(dataset, label_field, fixed_field)
+    regions_field = fields["regions"]
+    if not dataset.has_field(regions_field):
+        raise FiftyOneInputError(f"the run {score_field!r} has no regions field {regions_field!r}; score again.")
+    return config, regions_field, fixed_field
 
 
 def _run_config(dataset, score_field: str, label_field: str):
