@@ -49,6 +49,7 @@ from segqual_fo.adapters.masks import LabelMapping
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError
 from segqual_fo.fo.inputs import label_field_type
 from segqual_fo.fo.queries import output_field_names, run_fields
+from segqual_fo.fo.runlock import RunLock
 from segqual_fo.fo.runs import is_segqual_config
 from segqual_fo.fo.writeback import default_output_dir
 from segqual_fo.options import DEFAULTS, check_field_name, check_label_field
@@ -149,14 +150,18 @@ def fix_regions(
             ``label_field``, a Detections label field, unknown region ids,
             a sample without a label mask, a predicted class that the mask
             targets do not name
+        RunLockedError: a scoring run is writing ``score_field``, or
+            another fix is writing ``fixed_field``, right now
 
     Example::
 
+        import fiftyone as fo
         import segqual_fo
 
-        dataset.select_labels(tags="approved").count()   # regions reviewed in the App
+        dataset = fo.load_dataset("my-dataset")   # scored: label_quality_regions
+        # regions reviewed in the App and tagged "approved"
         res = segqual_fo.fix_regions(dataset, "ground_truth", tag="approved")
-        print(res.num_regions, res.num_pixels)          # field "ground_truth_fixed"
+        print(res.num_regions, res.num_pixels)    # into "ground_truth_fixed"
     """
     # 1. validate
     check_selection(tag, min_confidence, label_ids)
@@ -169,15 +174,17 @@ def fix_regions(
     results = FixResults(fixed_field=fixed_field, num_skipped=skipped)
     if not chosen:
         return results
-    _copy_mask_targets(dataset, label_field, fixed_field)
     directory = os.path.join(os.path.abspath(config.output_dir or default_output_dir(dataset)), fixed_field)
     token = uuid.uuid4().hex[:8]
 
-    # 3. per chunk: paste, write, commit, tag, clean up
-    sample_ids = list(chosen)
-    for start in range(0, len(sample_ids), _CHUNK):
-        ids = sample_ids[start : start + _CHUNK]
-        _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, values, directory, token, results)
+    # 3. per chunk: paste, write, commit, tag, clean up; no scoring run may
+    # rewrite the regions meanwhile, and no other fix may write the field
+    with RunLock(dataset, score_field), RunLock(dataset, fixed_field):
+        _copy_mask_targets(dataset, label_field, fixed_field)
+        sample_ids = list(chosen)
+        for start in range(0, len(sample_ids), _CHUNK):
+            ids = sample_ids[start : start + _CHUNK]
+            _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, values, directory, token, results)
     return results
 
 

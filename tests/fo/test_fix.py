@@ -328,3 +328,16 @@ def test_no_chosen_region_changes_nothing(ds, tmp_path):
     res = fix_regions(ds, "ground_truth", tag="nobody-used-this")
     assert (res.num_samples, res.num_regions, res.files) == (0, 0, [])
     assert not ds.has_field("ground_truth_fixed")
+
+
+def test_refused_while_the_run_or_another_fix_is_writing(ds, tmp_path):
+    from segqual_fo.fo.runlock import RunLock, RunLockedError
+
+    build(ds, tmp_path)
+    tag_regions(ds, [region_id(ds, 0, *R1)])
+    for key in ("label_quality", "ground_truth_fixed"):
+        with RunLock(ds, key):
+            with pytest.raises(RunLockedError):
+                fix_regions(ds, "ground_truth", tag="approve")
+    assert not ds.has_field("ground_truth_fixed")
+    assert fix_regions(ds, "ground_truth", tag="approve").num_regions == 1  # the locks were released
