@@ -11,7 +11,6 @@ backtick, waiting for elements rather than for the network, screenshots in
 fixtures are used here; this module gives them its own ``app_dataset``.
 """
 
-import os
 import time
 
 import cv2
@@ -23,7 +22,7 @@ from playwright import sync_api
 from segqual_fo import compute_label_quality
 from segqual_fo.demo import CLASSES
 from tests.plugin.conftest import add_demo_samples
-from tests.plugin.test_browser import ARTIFACTS, _shot, app_url, page  # noqa: F401 (fixtures)
+from tests.plugin.test_browser import _shot, app_url, page  # noqa: F401, F811 (fixtures)
 
 FIX_LABEL = "Fix label regions (into a new field)"
 REGIONS = "label_quality_regions"
@@ -49,28 +48,28 @@ def _target_region(sample):
     """The largest issue region and an image point inside it (x, y in
     pixels, a pixel centre near the region's centroid)."""
     det = max(sample[REGIONS].detections, key=lambda d: d.area)
-    h, w = sample.ground_truth.get_mask().shape if sample.ground_truth.mask is not None else cv2.imread(
-        sample.ground_truth.mask_path, cv2.IMREAD_UNCHANGED).shape[:2]
+    h, w = cv2.imread(sample.ground_truth.mask_path, cv2.IMREAD_UNCHANGED).shape[:2]
     x0, y0 = round(det.bounding_box[0] * w), round(det.bounding_box[1] * h)
     ys, xs = np.nonzero(det.mask)
     i = int(np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2))
     return det, (x0 + xs[i] + 0.5, y0 + ys[i] + 0.5), (w, h)
 
 
-def _open_operator(page, label):
-    page.evaluate("document.activeElement && document.activeElement.blur()")
-    page.keyboard.press("`")
-    browser = page.get_by_test_id("operators-browser")
+def _open_operator(pg, label):
+    """The operator's form, opened from the operator browser (backtick)."""
+    pg.evaluate("document.activeElement && document.activeElement.blur()")
+    pg.keyboard.press("`")
+    browser = pg.get_by_test_id("operators-browser")
     browser.wait_for(state="visible")
-    page.get_by_test_id("operators-browser-search").fill(label)
+    pg.get_by_test_id("operators-browser-search").fill(label)
     browser.get_by_text(label, exact=True).wait_for()
-    page.keyboard.press("Enter")
-    prompt = page.get_by_test_id("operators-prompt-modal")
+    pg.keyboard.press("Enter")
+    prompt = pg.get_by_test_id("operators-prompt-modal")
     prompt.wait_for(state="visible")
     return prompt
 
 
-def test_select_a_region_and_fix_it_in_the_app(app_dataset, app_url, page):
+def test_select_a_region_and_fix_it_in_the_app(app_dataset, app_url, page):  # noqa: F811
     ds = app_dataset
     sample = ds.first()
     det, (px, py), (w, h) = _target_region(sample)
@@ -91,7 +90,7 @@ def test_select_a_region_and_fix_it_in_the_app(app_dataset, app_url, page):
     scale = min(box["width"] / w, box["height"] / h)
     left = box["x"] + (box["width"] - w * scale) / 2
     top = box["y"] + (box["height"] - h * scale) / 2
-    page.mouse.move(left + px * scale, top + py * scale)
+    page.mouse.move(left + px * scale, top + py * scale)  # the looker picks the label under the pointer
     page.wait_for_timeout(300)
     page.mouse.click(left + px * scale, top + py * scale)
     page.wait_for_timeout(500)
