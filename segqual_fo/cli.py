@@ -362,7 +362,7 @@ def cmd_fix(args) -> int:
         f"corrected masks in field {res.fixed_field!r} ({args.label_field!r} is unchanged)"
     )
     if res.num_skipped:
-        _out(f"skipped {res.num_skipped} regions already tagged 'fixed'")
+        _out(f"skipped {res.num_skipped} regions already fixed or marked not_an_error")
     if res.files:
         _out(f"files in {os.path.dirname(res.files[0])}")
     return 0

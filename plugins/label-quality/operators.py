@@ -698,6 +698,6 @@ class FixLabelRegions(foo.Operator):
             res.get("label_field"),
         )
         if res.get("num_skipped"):
-            text += " %s regions were already fixed." % res["num_skipped"]
+            text += " %s regions were already fixed or marked not_an_error." % res["num_skipped"]
         outputs.md(text, name="summary")
         return types.Property(outputs, view=types.View(label="Label regions fixed"))

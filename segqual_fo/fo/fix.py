@@ -10,7 +10,8 @@ each sample's label mask, stored in a new ``fo.Segmentation`` field
    a segqual run of ``label_field``, a ``fo.Segmentation`` field; the fixed
    field is neither the label field nor a field some segqual run writes;
 2. choose the regions in the collection; those already tagged ``fixed``
-   are skipped, so running the same fix twice changes nothing;
+   (or marked ``not_an_error``, see :mod:`segqual_fo.fo.review`) are
+   skipped, so running the same fix twice changes nothing;
 3. per chunk of samples: start from the sample's fixed mask when it has one
    (a rerun adds to it), else from its label mask; paste the regions
    (:mod:`segqual_fo.writers.fixes`); write the PNG atomically under
@@ -49,6 +50,7 @@ from segqual_fo.adapters.masks import LabelMapping
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError
 from segqual_fo.fo.inputs import label_field_type
 from segqual_fo.fo.queries import output_field_names, run_fields
+from segqual_fo.fo.review import REGION_STATES, mark_regions
 from segqual_fo.fo.runlock import RunLock
 from segqual_fo.fo.runs import is_segqual_config
 from segqual_fo.fo.writeback import default_output_dir
@@ -56,7 +58,9 @@ from segqual_fo.options import DEFAULTS, check_field_name, check_label_field
 from segqual_fo.writers.files import write_png_atomic
 from segqual_fo.writers.fixes import RegionPatch, class_values, paste_regions, png_image
 
-#: The label tag of regions whose fix was applied (a review state).
+#: The review state of regions whose fix was applied
+#: (:mod:`segqual_fo.fo.review`); regions in any review state are skipped
+#: ("fixed": applied already; "not_an_error": the label is right).
 FIXED_TAG = "fixed"
 #: Samples read, written and committed per step.
 _CHUNK = 64
@@ -72,7 +76,8 @@ class FixResults:
         num_samples: samples whose corrected mask was written
         num_regions: regions applied (now tagged ``fixed``)
         num_pixels: pixels whose value changed
-        num_skipped: chosen regions skipped because they were already fixed
+        num_skipped: chosen regions skipped: already ``fixed``, or marked
+            ``not_an_error`` (the label is right)
         files: the PNG files written
     """
 
@@ -123,7 +128,8 @@ def fix_regions(
 
     The original field and its files are never modified: the corrected
     masks are new PNGs in a new field. Rerunning adds to the corrected
-    masks; regions already applied (tagged ``fixed``) are skipped.
+    masks; regions already applied (tagged ``fixed``) and regions marked
+    ``not_an_error`` are skipped.
 
     Args:
         sample_collection: a ``fo.Dataset`` or ``fo.DatasetView``; only its
@@ -184,7 +190,7 @@ def fix_regions(
         sample_ids = list(chosen)
         for start in range(0, len(sample_ids), _CHUNK):
             ids = sample_ids[start : start + _CHUNK]
-            _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, values, directory, token, results)
+            _fix_chunk(dataset, ids, chosen, label_field, fixed_field, score_field, values, directory, token, results)
     return results
 
 
@@ -262,7 +268,7 @@ def _class_values(dataset, label_field: str, classes: List[str]) -> Dict[str, ob
 
 def _choose(sample_collection, regions_field: str, tag, min_confidence, label_ids):
     """``({sample id: [region Detection, ...]}, number skipped as already
-    fixed)`` in the collection's order."""
+    fixed or not an error)`` in the collection's order."""
     if tag is not None:
         expr = F("tags").contains(tag)
     elif min_confidence is not None:
@@ -277,7 +283,7 @@ def _choose(sample_collection, regions_field: str, tag, min_confidence, label_id
     for sid, dets in zip(ids, detections):
         for det in dets or []:
             found.add(det.id)
-            if FIXED_TAG in (det.tags or []):
+            if any(state in (det.tags or []) for state in REGION_STATES):
                 skipped += 1
             else:
                 chosen.setdefault(sid, []).append(det)
@@ -323,7 +329,7 @@ def _patches(dets, values: Dict[str, object], where: str) -> List[RegionPatch]:
     return out
 
 
-def _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, values, directory, token, results):
+def _fix_chunk(dataset, ids, chosen, label_field, fixed_field, score_field, values, directory, token, results):
     view = dataset.select(ids, ordered=True)
     has_fixed = dataset.has_field(fixed_field)
     labels = view.values(label_field)
@@ -346,7 +352,7 @@ def _fix_chunk(dataset, ids, chosen, label_field, fixed_field, regions_field, va
         results.num_regions += len(dets)
         results.num_pixels += changed
     dataset.set_values(fixed_field, new_labels, key_field="id")
-    dataset.select_labels(ids=applied, fields=regions_field).tag_labels(FIXED_TAG, label_fields=regions_field)
+    mark_regions(dataset, applied, FIXED_TAG, score_field=score_field)
     for sid, path in old_files:
         _remove_own(path, sid, directory)
 

@@ -61,7 +61,7 @@ def test_fix_by_tag_then_again(ds, tmp_path):
     assert lines(r.stdout) == [
         "fixed 0 regions in 0 samples: 0 pixels changed; corrected masks in field 'ground_truth_fixed' "
         "('ground_truth' is unchanged)",
-        "skipped 1 regions already tagged 'fixed'",
+        "skipped 1 regions already fixed or marked not_an_error",
     ], show(r)
 
 

@@ -341,3 +341,23 @@ def test_refused_while_the_run_or_another_fix_is_writing(ds, tmp_path):
                 fix_regions(ds, "ground_truth", tag="approve")
     assert not ds.has_field("ground_truth_fixed")
     assert fix_regions(ds, "ground_truth", tag="approve").num_regions == 1  # the locks were released
+
+
+def test_regions_marked_not_an_error_are_never_fixed(ds, tmp_path):
+    from segqual_fo import mark_regions
+
+    stored = build(ds, tmp_path)
+    for sample in ds.iter_samples(autosave=True):
+        for det in sample.label_quality_regions.detections:
+            det["confidence"] = 0.99
+    r1, r2, rb = region_id(ds, 0, *R1), region_id(ds, 0, *R2), region_id(ds, 1, *RB)
+    mark_regions(ds, [r2, rb], "not_an_error")
+    res = fix_regions(ds, "ground_truth", min_confidence=0.5)
+    assert (res.num_samples, res.num_regions, res.num_pixels, res.num_skipped) == (1, 1, 18, 2)
+    expected = stored[0].copy()
+    expected[R1] = 64
+    np.testing.assert_array_equal(read(ds.first().ground_truth_fixed.mask_path), expected)
+    assert ds.skip(1).first().ground_truth_fixed is None
+    assert fix_regions(ds, "ground_truth", label_ids=[rb]).num_skipped == 1  # even when selected
+    assert ds.count_label_tags("label_quality_regions") == {"not_an_error": 2, FIXED_TAG: 1}
+    assert r1 in ds.select_labels(tags=FIXED_TAG).values("label_quality_regions.detections.id", unwind=True)
