@@ -29,6 +29,8 @@ _LAZY = {
     "review_progress": "segqual_fo.fo.review",
     "mark_regions": "segqual_fo.fo.review",
     "onnx_model": "segqual_fo.adapters.models",
+    "fix_regions": "segqual_fo.fo.fix",
+    "FixResults": "segqual_fo.fo.fix",
 }
 
 

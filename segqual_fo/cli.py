@@ -346,6 +346,29 @@ def cmd_report(args) -> int:
 
 
 # --------------------------------------------------------------------------
+# fix
+
+
+def cmd_fix(args) -> int:
+    from segqual_fo.fo.fix import fix_regions
+
+    ds = _load_dataset(args.dataset)
+    res = fix_regions(
+        ds, args.label_field, score_field=args.score_field, tag=args.tag, min_confidence=args.min_confidence,
+        fixed_field=args.fixed_field,
+    )  # fmt: skip
+    _out(
+        f"fixed {res.num_regions} regions in {res.num_samples} samples: {res.num_pixels} pixels changed; "
+        f"corrected masks in field {res.fixed_field!r} ({args.label_field!r} is unchanged)"
+    )
+    if res.num_skipped:
+        _out(f"skipped {res.num_skipped} regions already fixed or marked not_an_error")
+    if res.files:
+        _out(f"files in {os.path.dirname(res.files[0])}")
+    return 0
+
+
+# --------------------------------------------------------------------------
 # app and plugin
 
 
@@ -487,6 +510,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag-worst", type=int, default=0, help="tag the K worst images")
     r.add_argument("--tag", help="the tag for --tag-worst")
     r.set_defaults(func=cmd_report)
+
+    fx = sub.add_parser("fix", help="write corrected masks: chosen issue regions get the predicted class (a new field)",
+                        formatter_class=fmt,
+                        epilog="examples:\n  segqual fix my-ds --label-field ground_truth --tag approved\n  segqual fix my-ds --label-field ground_truth --min-confidence 0.9 --fixed-field gt_auto")
+    fx.add_argument("dataset")
+    fx.add_argument("--label-field", required=True, help="the Segmentation field the run scored (never modified)")
+    fx.add_argument("--score-field", default=options.DEFAULTS["score_field"], help="the run whose regions are fixed")
+    choose = fx.add_mutually_exclusive_group(required=True)
+    choose.add_argument("--tag", help="fix the regions with this label tag")
+    choose.add_argument("--min-confidence", type=float, metavar="C", help="fix the regions whose confidence is at least C")
+    fx.add_argument("--fixed-field", help="the corrected field (default: LABEL_FIELD_fixed)")
+    fx.set_defaults(func=cmd_fix)
 
     a = sub.add_parser("app", help="open the FiftyOne App, worst images first, with the plugin", formatter_class=fmt,
                        epilog="examples:\n  segqual app demo          (the dataset `segqual demo` built)\n  segqual app my-ds --score-field label_quality_cl")

@@ -6,7 +6,9 @@ Operators (see ``operators.py``):
   ``segqual_fo.compute_label_quality`` (immediate or delegated, with
   progress);
 - ``sort_by_label_quality``: show the worst-scored images first;
-- ``tag_label_issues``: tag the worst images (and their issue regions).
+- ``tag_label_issues``: tag the worst images (and their issue regions);
+- ``fix_label_regions``: write a corrected copy of the labels, the chosen
+  issue regions relabelled with the model's class (``segqual_fo.fix_regions``).
 
 Run lifecycle operators (see ``run_operators.py``), listing segqual runs
 only: ``get_label_quality_info``, ``rename_label_quality_run`` and
@@ -30,6 +32,7 @@ for _name in ("operators", "run_operators", "panel"):
     sys.modules.pop("%s.%s" % (__name__, _name), None)
 
 from .operators import ComputeLabelQuality, SortByLabelQuality, TagLabelIssues  # noqa: E402
+from .operators import FixLabelRegions  # noqa: E402
 from .panel import LabelQualityPanel  # noqa: E402
 from .run_operators import DeleteLabelQualityRun, GetLabelQualityInfo, RenameLabelQualityRun  # noqa: E402
 
@@ -38,6 +41,7 @@ def register(p):
     p.register(ComputeLabelQuality)
     p.register(SortByLabelQuality)
     p.register(TagLabelIssues)
+    p.register(FixLabelRegions)
     p.register(GetLabelQualityInfo)
     p.register(RenameLabelQualityRun)
     p.register(DeleteLabelQualityRun)

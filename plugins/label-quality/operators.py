@@ -575,3 +575,129 @@ class TagLabelIssues(foo.Operator):
             text += " and %s issue regions" % res["num_regions"]
         outputs.md(text + ".", name="summary")
         return types.Property(outputs, view=types.View(label="Label issues tagged"))
+
+
+# --------------------------------------------------------------------------
+
+
+_FIX_MODES = ("selected", "tag", "confidence")
+_DEFAULT_MIN_CONFIDENCE = 0.9
+
+
+def _selected_regions(ctx, regions_field):
+    """Ids of the App's selected labels that are regions of ``regions_field``."""
+    return [s["label_id"] for s in ctx.selected_labels or [] if s.get("field") == regions_field]
+
+
+class FixLabelRegions(foo.Operator):
+    """Applies the model's class to chosen issue regions in a new field
+    (``segqual_fo.fix_regions``): the regions selected in the App, or those
+    with a label tag, or those with a minimum confidence. The label field
+    and its files are never changed."""
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="fix_label_regions",
+            label="Fix label regions (into a new field)",
+            description=(
+                "Writes a corrected copy of the label masks: the chosen issue regions get the class the "
+                "model predicts. The original labels are never changed"
+            ),
+            dynamic=True,
+        )
+
+    def resolve_input(self, ctx):
+        from segqual_fo.fo.fix import check_fix_target, check_selection
+
+        inputs = types.Object()
+        params = ctx.params
+        score_field, ok = _score_field_input(inputs, ctx, "The run whose issue regions are fixed")
+        label_field = None
+        if ok:
+            label_field = getattr(ctx.dataset.get_run_info(score_field).config, "label_field", None)
+            inputs.view("label_field_notice", types.Notice(label="Label field (never changed): %s" % label_field))
+        regions_field = queries.run_fields(ctx.dataset, score_field)["regions"]
+        selected = _selected_regions(ctx, regions_field)
+
+        mode = types.RadioGroup(orientation="horizontal")
+        mode.add_choice("selected", label="Selected regions", description="The regions selected in the App")
+        mode.add_choice("tag", label="Regions with a tag")
+        mode.add_choice("confidence", label="Confident regions", description="confidence at least a threshold")
+        default_mode = "selected" if selected else "tag"
+        inputs.enum("mode", list(_FIX_MODES), default=default_mode, label="Fix", view=mode)
+        chosen = params.get("mode") or default_mode
+        selection = {}
+        if chosen == "selected":
+            prop = inputs.view("selection", types.Notice(label="%d selected regions" % len(selected)))
+            if not selected:
+                _invalid(prop, "Select issue regions of %s in the App (click them in the sample view)." % regions_field)
+            selection = {"label_ids": selected}
+        elif chosen == "tag":
+            prop = inputs.str("tag", default=DEFAULT_TAG, label="Region tag")
+            selection = {"tag": params.get("tag", DEFAULT_TAG) or None}
+        else:
+            prop = inputs.float(
+                "min_confidence",
+                default=_DEFAULT_MIN_CONFIDENCE,
+                label="Minimum confidence",
+                description="Fix the regions whose confidence is at least this",
+            )
+            selection = {"min_confidence": params.get("min_confidence", _DEFAULT_MIN_CONFIDENCE)}
+        if chosen != "selected" and list(selection.values())[0] is not None:
+            _check(prop, lambda: check_selection(**selection))
+
+        default_fixed = "%s_fixed" % label_field if label_field else None
+        prop = inputs.str(
+            "fixed_field",
+            default=default_fixed,
+            label="Corrected field",
+            description="A new fo.Segmentation field; a rerun adds to it (regions already fixed are skipped)",
+        )
+        if ok and label_field:
+            _check(prop, check_fix_target, ctx.dataset, label_field, score_field, params.get("fixed_field") or None)
+        return types.Property(inputs, view=types.View(label="Fix label regions"))
+
+    def execute(self, ctx):
+        from segqual_fo import fix_regions
+
+        params = ctx.params
+        score_field = params.get("score_field") or queries.default_score_field(ctx.dataset)
+        label_field = ctx.dataset.get_run_info(score_field).config.label_field
+        regions_field = queries.run_fields(ctx.dataset, score_field)["regions"]
+        mode = params.get("mode") or ("selected" if _selected_regions(ctx, regions_field) else "tag")
+        if mode == "selected":
+            collection, selection = ctx.dataset, {"label_ids": _selected_regions(ctx, regions_field)}
+        elif mode == "tag":
+            collection, selection = ctx.target_view(), {"tag": params.get("tag") or DEFAULT_TAG}
+        else:
+            collection = ctx.target_view()
+            selection = {"min_confidence": params.get("min_confidence", _DEFAULT_MIN_CONFIDENCE)}
+        res = fix_regions(
+            collection, label_field, score_field=score_field, fixed_field=params.get("fixed_field") or None, **selection
+        )
+        if not ctx.delegated:
+            ctx.trigger("reload_dataset")
+        return {
+            "fixed_field": res.fixed_field,
+            "label_field": label_field,
+            "num_samples": res.num_samples,
+            "num_regions": res.num_regions,
+            "num_pixels": res.num_pixels,
+            "num_skipped": res.num_skipped,
+        }
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        res = ctx.results or {}
+        text = "Fixed %s regions in %s images (%s pixels) into `%s`; `%s` is unchanged." % (
+            res.get("num_regions"),
+            res.get("num_samples"),
+            res.get("num_pixels"),
+            res.get("fixed_field"),
+            res.get("label_field"),
+        )
+        if res.get("num_skipped"):
+            text += " %s regions were already fixed or marked not_an_error." % res["num_skipped"]
+        outputs.md(text, name="summary")
+        return types.Property(outputs, view=types.View(label="Label regions fixed"))

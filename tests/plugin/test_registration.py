@@ -19,6 +19,7 @@ OPERATORS = [
     "compute_label_quality",
     "sort_by_label_quality",
     "tag_label_issues",
+    "fix_label_regions",
     "get_label_quality_info",
     "rename_label_quality_run",
     "delete_label_quality_run",
