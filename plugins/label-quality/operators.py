@@ -539,6 +539,13 @@ class TagLabelIssues(foo.Operator):
         )
         if ctx.params.get("tag_regions"):
             inputs.str("region_tag", default=DEFAULT_TAG, label="Region tag")
+            inputs.float(
+                "min_confidence",
+                label="Minimum region confidence",
+                description="Tag only regions at least this likely to be annotation errors (0-1; empty: all)",
+                min=0.0,
+                max=1.0,
+            )
             if ok and not ctx.dataset.has_field(queries.run_fields(ctx.dataset, score_field)["regions"]):
                 prop = inputs.view("no_regions", types.Warning(label="This run has no regions field"))
                 _invalid(prop, "no regions field")
@@ -561,8 +568,11 @@ class TagLabelIssues(foo.Operator):
         num_regions = 0
         if params.get("tag_regions"):
             regions = queries.run_fields(ctx.dataset, score_field)["regions"]
-            view.tag_labels(params.get("region_tag") or tag, label_fields=regions)
-            num_regions = view.count("%s.detections" % regions)
+            chosen = view
+            if params.get("min_confidence") is not None:
+                chosen = view.filter_labels(regions, F("confidence") >= float(params["min_confidence"]), only_matches=False)
+            chosen.tag_labels(params.get("region_tag") or tag, label_fields=regions)
+            num_regions = chosen.count("%s.detections" % regions)
         if not ctx.delegated:
             ctx.trigger("reload_dataset")
         return {"tag": tag, "num_samples": len(ids), "num_regions": num_regions, "sample_ids": ids}

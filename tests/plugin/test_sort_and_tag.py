@@ -70,6 +70,23 @@ def test_tag_below_threshold_and_regions(scored_dataset):
     assert untagged.count_label_tags() == {}
 
 
+def test_tag_regions_by_confidence(scored_dataset):
+    """With a minimum confidence only the regions at least that likely to be
+    annotation errors get the label tag; the images are tagged as before."""
+    confs = sorted(c for cs in scored_dataset.values("label_quality_regions.detections.confidence") for c in cs or [])
+    assert len(confs) > 2 and confs[0] < confs[-1]
+    cut = confs[len(confs) // 2]
+    result = run("tag_label_issues", scored_dataset,
+                 {"mode": "worst", "k": 8, "tag": "review", "tag_regions": True, "region_tag": "likely",
+                  "min_confidence": cut})  # fmt: skip
+    expected = sum(c >= cut for c in confs)
+    assert result.result["num_regions"] == expected == scored_dataset.count_label_tags()["likely"]
+    tagged = scored_dataset.filter_labels("label_quality_regions", F("tags").contains("likely"))
+    assert min(c for cs in tagged.values("label_quality_regions.detections.confidence") for c in cs) >= cut
+    assert len(scored_dataset.match_tags("review")) == 8
+    assert "min_confidence" in resolve_inputs("tag_label_issues", scored_dataset, {"tag_regions": True})
+
+
 def test_tag_form_previews_the_threshold(scored_dataset):
     props = resolve_inputs("tag_label_issues", scored_dataset, {"mode": "below", "threshold": 1.0})
     assert props["preview"].view.label == "8 images score below 1.0"
