@@ -1,6 +1,6 @@
 """Synthetic files on disk and throw-away FiftyOne datasets for the pipeline
 benchmarks (``bench_pipeline.py``, ``bench_distributed.py``,
-``bench_resolution.py``).
+``bench_resolution.py``, ``bench_model.py``).
 
 FiftyOne is imported only when a dataset is made, so ``--help`` stays fast.
 """
@@ -74,7 +74,13 @@ class Datasets:
         self.prefix = prefix
         self.names: List[str] = []
 
-    def create(self, records: List[dict], k: int, *, tag: str, persistent: bool = False):
+    def create(
+        self, records: List[dict], k: int, *, tag: str, persistent: bool = False,
+        probs_field: Optional[str] = "probs_path",
+    ):  # fmt: skip
+        """A dataset of the records: ``filepath``, the mask as ``ground_truth``
+        and each record's ``probs_path`` in the field ``probs_field`` (no
+        probabilities field when it is None, e.g. to score from a model)."""
         import fiftyone as fo
 
         name = f"{self.prefix}-{tag}-{uuid.uuid4().hex[:12]}"
@@ -85,7 +91,7 @@ class Datasets:
                 fo.Sample(
                     filepath=r["filepath"],
                     ground_truth=fo.Segmentation(mask_path=r["mask_path"]),
-                    probs_path=r["probs_path"],
+                    **({probs_field: r["probs_path"]} if probs_field else {}),
                 )
                 for r in records
             ],
