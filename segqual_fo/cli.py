@@ -3,8 +3,8 @@
 Why one module of this size: every subcommand's flags sit next to its
 handler, and the handlers only parse, call the library and print.
 
-Subcommands: ``demo``, ``import-coco``, ``score``, ``report``, ``app``,
-``plugin install``. The commands only parse flags, call the library
+Subcommands: ``demo``, ``import-coco``, ``predict``, ``score``, ``report``,
+``app``, ``plugin install``. The commands only parse flags, call the library
 (:mod:`segqual_fo.fo`, :mod:`segqual_fo.demo`, :mod:`segqual_fo.report`) and
 print; option rules come from :mod:`segqual_fo.options`.
 
@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import io
 import os
+import shlex
 import sys
 import traceback
 from typing import Optional, Sequence
@@ -230,7 +231,90 @@ def cmd_import_coco(args) -> int:
 
 
 # --------------------------------------------------------------------------
+# the ONNX model of predict and score --model
+
+#: How the CLI spells the sources of class scores (for options.check_probs_source).
+_SOURCE_FLAGS = ("--probs-field", "--probs-dir", "--model")
+#: The flags that say how --model runs (_model_flags).
+_MODEL_OPTIONS = ("batch_size", "providers", "mean", "std", "input_size")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _onnx_model(args):
+    """The network of ``--model`` with the model flags, checked but not
+    loaded yet (``.build()`` loads it)."""
+    from segqual_fo import onnx_model
+
+    path = options.check_model_path(args.model)
+    mean, std = options.check_image_normalization(args.mean or (0.0, 0.0, 0.0), args.std or (1.0, 1.0, 1.0))
+    options.check_batch_size(args.batch_size)
+    return onnx_model(path, providers=args.providers, input_size=options.check_input_size(args.input_size), mean=mean, std=std)
+
+
+def _size(num_bytes: float) -> str:
+    if num_bytes < 1024:
+        return f"{num_bytes:.0f} bytes"
+    if num_bytes < 1024**2:
+        return f"{num_bytes / 1024:.1f} KiB"
+    return f"{num_bytes / 1024**2:.1f} MiB"
+
+
+def _score_command(ds, probs_field: str) -> str:
+    """The ``segqual score`` line that scores the stored files (the label
+    field filled in when the dataset has only one)."""
+    from segqual_fo.fo.queries import label_field_choices, stored_probs_need_resize
+
+    labels = list(label_field_choices(ds))
+    argv = [PROG, "score", ds.name, "--label-field", labels[0] if len(labels) == 1 else "LABEL_FIELD",
+            "--probs-field", probs_field]  # fmt: skip
+    if stored_probs_need_resize(ds, probs_field):
+        argv.append("--resize")  # the model's resolution is not the images'
+    text = "next: " + shlex.join(argv)
+    if len(labels) > 1:
+        text += f"\n  (LABEL_FIELD: one of {', '.join(labels)})"
+    elif not labels:
+        text += "\n  (LABEL_FIELD: the dataset has no Segmentation or Detections field yet)"
+    return text
+
+
+def cmd_predict(args) -> int:
+    from segqual_fo.fo.save import save_probabilities
+
+    options.check_field_name(args.probs_field, "--probs-field")
+    model = _onnx_model(args)
+    ds = _load_dataset(args.dataset)
+    model.build()  # a file that does not load is one error (exit 2), not a failure per image
+    saved = save_probabilities(
+        ds, model, args.probs_dir, probs_field=args.probs_field, logits=args.logits, batch_size=args.batch_size,
+        progress=not args.quiet, overwrite=args.overwrite, skip_failures=args.skip_failures,
+    )  # fmt: skip
+    lines = [
+        f"probabilities of {saved.num_samples} images in {saved.probs_dir} (field {saved.probs_field!r}): "
+        f"written {saved.num_written}, skipped {saved.num_skipped} (stored before), failed {len(saved.failures)}"
+    ]
+    if saved.num_written:
+        lines.append(
+            f"{_size(saved.bytes_written / saved.num_written)} per image written "
+            f"({_size(saved.bytes_written)} in all; uint8 .npz at the model's resolution)"
+        )
+    lines += _failure_lines(saved.failures)
+    lines.append(_score_command(ds, saved.probs_field))
+    _out("\n".join(lines))
+    return 1 if saved.failures and args.fail_on_errors else 0
+
+
+# --------------------------------------------------------------------------
 # score
+
+
+def _failure_lines(failures, shown: int = 10) -> list:
+    lines = [f"  failed: {f.sample_id} {f.filepath}: {f.reason}" for f in failures[:shown]]
+    if len(failures) > shown:
+        lines.append(f"  ... and {len(failures) - shown} more failures")
+    return lines
 
 
 def _summary(view, res) -> str:
@@ -246,10 +330,7 @@ def _summary(view, res) -> str:
     if scores.size:
         q = np.quantile(scores, [0, 0.1, 0.5, 0.9, 1])
         lines.append("score quantiles  min %.4f  p10 %.4f  median %.4f  p90 %.4f  max %.4f" % tuple(q))
-    for f in res.failures[:10]:
-        lines.append(f"  failed: {f.sample_id} {f.filepath}: {f.reason}")
-    if len(res.failures) > 10:
-        lines.append(f"  ... and {len(res.failures) - 10} more failures")
+    lines += _failure_lines(res.failures)
     worst = ranked_rows(view, res.score_field, 10)
     if worst:
         lines.append("10 worst images:")
@@ -275,16 +356,26 @@ def _executor(args):
 def cmd_score(args) -> int:
     from segqual_fo.fo.compute import compute_label_quality
 
+    options.check_probs_source(args.probs_field, args.probs_dir, args.model, names=_SOURCE_FLAGS)
+    model = _onnx_model(args) if args.model is not None else None
+    if model is None:
+        unused = [_flag(name) for name in _MODEL_OPTIONS if getattr(args, name) is not None]
+        if unused:
+            raise CommandError(f"{', '.join(unused)}: model options, for --model only; add --model PATH.onnx or drop them.")
     ds = _load_dataset(args.dataset)
     view = ds.match_tags(args.view_tag) if args.view_tag else ds
     if args.view_tag and not len(view):
         raise CommandError(f"no sample of {args.dataset!r} has the tag {args.view_tag!r}.")
+    if model is not None:
+        model.build()  # a file that does not load is one error (exit 2), not a failure per image
     with _executor(args) as executor:
         res = compute_label_quality(
             view,
             args.label_field,
             probs_field=args.probs_field,
             probs_dir=args.probs_dir,
+            model=model,
+            batch_size=args.batch_size,
             probs_key=args.probs_key,
             layout=args.layout,
             logits=args.logits,
@@ -424,12 +515,14 @@ def _score_flags(s) -> None:
     d = options.DEFAULTS
     s.add_argument("dataset")
     s.add_argument("--label-field", required=True)
-    g = s.add_mutually_exclusive_group(required=True)
+    # exactly one, checked by options.check_probs_source (the library's rule and message)
+    g = s.add_argument_group("class scores (exactly one of)")
     g.add_argument("--probs-field", help="string field with each sample's probability file")
     g.add_argument("--probs-dir", help="directory of probability files named like the images")
+    g.add_argument("--model", metavar="PATH.onnx", help="an ONNX network to run on the images (see the model options)")
     s.add_argument("--probs-key", help="array name in .npz files")
     s.add_argument("--layout", default=d["layout"], choices=options.LAYOUTS)
-    s.add_argument("--logits", action="store_true", help="files hold logits: apply a softmax")
+    s.add_argument("--logits", action="store_true", help="the files (or --model) hold logits: apply a softmax")
     s.add_argument("--resize", action="store_true", help="resize lower-resolution probabilities to the mask")
     s.add_argument("--classes", help="comma-separated class names in probability-channel order")
     s.add_argument("--method", default=d["method"], choices=options.METHODS)
@@ -452,6 +545,27 @@ def _score_flags(s) -> None:
     dk.add_argument("--workers", type=int, metavar="N", help="score on a local Dask cluster of N worker processes")
     dk.add_argument("--scheduler", metavar="ADDRESS", help="score on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786)")
     s.add_argument("--shard-size", type=int, metavar="N", help="samples per Dask task (default: about 4 tasks per worker, at most 64)")
+    _model_flags(s)
+
+
+def _model_flags(p) -> None:
+    """How an ONNX network runs: flags of predict and score --model."""
+    from segqual_fo.adapters.models import DEFAULT_BATCH_SIZE
+
+    g = p.add_argument_group(
+        "model options",
+        "the network takes RGB images as (pixel / 255 - mean) / std, shape (N, 3, H, W),\n"
+        "and returns class scores (N, K, h, w) at any resolution",
+    )
+    g.add_argument("--batch-size", type=int, metavar="N", help=f"images per model call (default {DEFAULT_BATCH_SIZE})")
+    g.add_argument("--providers", nargs="+", metavar="NAME",
+                   help="onnxruntime execution providers, in order of preference (default: CPUExecutionProvider)")
+    g.add_argument("--mean", nargs=3, type=float, metavar=("R", "G", "B"),
+                   help="input normalisation (default 0 0 0; ImageNet: 0.485 0.456 0.406)")
+    g.add_argument("--std", nargs=3, type=float, metavar=("R", "G", "B"),
+                   help="input normalisation (default 1 1 1; ImageNet: 0.229 0.224 0.225)")
+    g.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"),
+                   help="resize images to H x W for the network (default: its fixed input size, else none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -460,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         formatter_class=fmt,
         description="Find wrong labels in semantic-segmentation datasets and curate them in FiftyOne.",
-        epilog="examples:\n  segqual demo\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual report my-ds --top 20\n  segqual app my-ds",
+        epilog="examples:\n  segqual demo\n  segqual predict my-ds --model segformer.onnx --probs-dir probs/ --logits\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual report my-ds --top 20\n  segqual app my-ds",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -495,8 +609,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing dataset of that name")
     c.set_defaults(func=cmd_import_coco)
 
+    pr = sub.add_parser("predict", help="run an ONNX network over the images and store its class probabilities", formatter_class=fmt,
+                        description="Stores each image's class probabilities as <probs-dir>/<sample id>.npz (uint8, at the\n"
+                                    "model's resolution) and its path in --probs-field. Images whose file exists are skipped,\n"
+                                    "so a rerun finishes an interrupted one. Prints the segqual score command for the files.",
+                        epilog="examples:\n  segqual predict my-ds --model segformer.onnx --probs-dir probs/ --logits\n  segqual predict my-ds --model net.onnx --probs-dir probs/ --logits --input-size 512 1024 --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225")
+    pr.add_argument("dataset")
+    pr.add_argument("--model", required=True, metavar="PATH.onnx", help="the ONNX network")
+    pr.add_argument("--probs-dir", required=True, metavar="DIR", help="where the .npz files go (created if needed)")
+    pr.add_argument("--probs-field", default="pred_probs_path", help="string field for the file paths (default %(default)s)")
+    pr.add_argument("--logits", action="store_true", help="the network outputs logits: apply a softmax before storing")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="run the model again on images whose file exists, and replace other paths in --probs-field")
+    pr.add_argument("--skip-failures", action="store_true", help="store the other images when one fails (listed in the summary)")
+    pr.add_argument("--fail-on-errors", action="store_true", help="with --skip-failures: exit 1 when some images failed")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    _model_flags(pr)
+    pr.set_defaults(func=cmd_predict)
+
     s = sub.add_parser("score", help="score a dataset's labels and write the fields", formatter_class=fmt,
-                       epilog="examples:\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual score my-ds --label-field gt --probs-dir probs/ --probs-key probs_u8 --ignore 255 void --method num_pixel_issues --score-field lq_cl\n  segqual score my-ds --label-field gt --probs-field probs_path --workers 4\n  segqual score my-ds --label-field gt --probs-field probs_path --scheduler tcp://10.0.0.5:8786")
+                       epilog="examples:\n  segqual score my-ds --label-field ground_truth --probs-field probs_path\n  segqual score my-ds --label-field gt --probs-dir probs/ --probs-key probs_u8 --ignore 255 void --method num_pixel_issues --score-field lq_cl\n  segqual score my-ds --label-field gt --probs-field probs_path --workers 4\n  segqual score my-ds --label-field gt --probs-field probs_path --scheduler tcp://10.0.0.5:8786\n  segqual score my-ds --label-field gt --model segformer.onnx --logits --batch-size 4")
     _score_flags(s)
     s.set_defaults(func=cmd_score)
 

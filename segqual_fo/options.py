@@ -18,14 +18,14 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from segqual_fo.adapters.masks import void_value
 from segqual_fo.adapters.probs import LAYOUTS, check_layout
 from segqual_fo.core._inputs import check_positive_int, check_temperature
 from segqual_fo.core.rank import METHODS, check_method
 from segqual_fo.core.stream import DEFAULT_ISSUE_THRESHOLD
-from segqual_fo.errors import InvalidInputError
+from segqual_fo.errors import InvalidFileError, InvalidInputError
 
 __all__ = [
     "DEFAULTS",
@@ -35,8 +35,11 @@ __all__ = [
     "ScoringOptions",
     "check_field_name",
     "check_label_field",
+    "check_model_path",
     "check_probs_source",
     "check_batch_size",
+    "check_image_normalization",
+    "check_input_size",
     "check_issue_threshold",
     "check_layout",
     "check_method",
@@ -56,6 +59,10 @@ __all__ = [
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 #: Probability file extensions (matched case-insensitively).
 PROBS_EXTS = (".npy", ".npz")
+#: Network files onnxruntime loads: ONNX, and its own ORT format.
+MODEL_EXTS = (".onnx", ".ort")
+#: The names of the three sources of class scores (the library's arguments).
+PROBS_SOURCES = ("probs_field", "probs_dir", "model")
 
 #: Defaults shared by the library signature, the CLI flags and the form.
 DEFAULTS: Dict[str, Any] = {
@@ -221,15 +228,74 @@ class ScoringOptions:
         return output_fields(self.score_field)
 
 
-def check_probs_source(probs_field: Any, probs_dir: Any, model: Any = None) -> None:
-    """Exactly one source of class scores."""
-    given = [name for name, v in (("probs_field", probs_field), ("probs_dir", probs_dir), ("model", model)) if v is not None]
+def check_probs_source(
+    probs_field: Any, probs_dir: Any, model: Any = None, *, names: Sequence[str] = PROBS_SOURCES
+) -> None:
+    """Exactly one source of class scores.
+
+    ``names``: how the caller's front end spells the three options, in the
+    same order (the CLI passes its flags), so the message names what the
+    user typed.
+    """
+    probs_field_name, probs_dir_name, model_name = names
+    given = [name for name, v in zip(names, (probs_field, probs_dir, model)) if v is not None]
     if len(given) != 1:
         what = f"got {' and '.join(given)}" if given else "got none"
         raise InvalidInputError(
-            "pass exactly one of probs_field (a field holding each sample's probability file), probs_dir "
-            f"(a directory of files named like the images) or model (a model to run on the images); {what}."
+            f"pass exactly one of {probs_field_name} (a field holding each sample's probability file), {probs_dir_name} "
+            f"(a directory of files named like the images) or {model_name} (a model to run on the images); {what}."
         )
+
+
+def check_model_path(path: Any) -> str:
+    """An ONNX network file that exists (.onnx, or onnxruntime's .ort);
+    returns its absolute path.
+
+    Raises:
+        InvalidFileError: no such file
+        InvalidInputError: not a path, or not an ONNX file
+    """
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise InvalidInputError(f"the model must be the path of an .onnx file, got {path!r}.")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "does not exist"
+        raise InvalidFileError(f"ONNX model {path} {what}.")
+    if os.path.splitext(path)[1].lower() not in MODEL_EXTS:
+        raise InvalidInputError(
+            f"the model {path} is not an ONNX file (.onnx); export the network to ONNX first "
+            "(PyTorch: torch.onnx.export)."
+        )
+    return os.path.abspath(path)
+
+
+def check_image_normalization(mean: Any, std: Any) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """A network's input normalisation ``(pixel / 255 - mean) / std``: three
+    finite numbers each (R, G, B), no ``std`` of 0. Returns them as tuples
+    of floats."""
+    out = []
+    for name, values in (("mean", mean), ("std", std)):
+        try:
+            floats = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            floats = ()
+        if len(floats) != 3 or not all(math.isfinite(v) for v in floats) or any(isinstance(v, bool) for v in values):
+            raise InvalidInputError(f"{name} must be three finite numbers (R, G, B), got {values!r}.")
+        out.append(floats)
+    if 0.0 in out[1]:
+        raise InvalidInputError(f"std divides the pixels, so it cannot be 0; got {std!r}.")
+    return out[0], out[1]
+
+
+def check_input_size(input_size: Any) -> Optional[Tuple[int, int]]:
+    """The (H, W) a network's input is resized to: two positive ints (None:
+    no resizing)."""
+    if input_size is None:
+        return None
+    if isinstance(input_size, (str, bytes)) or not hasattr(input_size, "__len__") or len(input_size) != 2:
+        raise InvalidInputError(f"input_size must be (height, width), got {input_size!r}.")
+    h, w = (check_positive_int(v, "input_size", allow_none=False) for v in input_size)
+    return h, w
 
 
 def check_batch_size(batch_size: Any) -> int:

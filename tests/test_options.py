@@ -8,7 +8,7 @@ import re
 import pytest
 
 from segqual_fo import options
-from segqual_fo.errors import InvalidInputError
+from segqual_fo.errors import InvalidFileError, InvalidInputError
 from segqual_fo.options import (
     DEFAULTS,
     PROBS_EXTS,
@@ -18,6 +18,9 @@ from segqual_fo.options import (
     check_label_field,
     check_probs_source,
     check_batch_size,
+    check_image_normalization,
+    check_input_size,
+    check_model_path,
     check_workers,
     image_stem,
     is_probs_file,
@@ -397,6 +400,58 @@ def test_check_probs_source_one(field, directory, model):
 def test_check_probs_source_not_one(field, directory, model, got):
     with pytest.raises(InvalidInputError, match=r"^pass exactly one of probs_field .* or model .*; " + got + r"\.$"):
         check_probs_source(field, directory, model)
+
+
+def test_check_probs_source_names_the_front_ends_options():
+    flags = ("--probs-field", "--probs-dir", "--model")
+    with pytest.raises(InvalidInputError, match=r"^pass exactly one of --probs-field \(.*\), --probs-dir \(.*\) or --model \(.*; got --probs-field and --model\.$"):
+        check_probs_source("p", None, "net.onnx", names=flags)
+    with pytest.raises(InvalidInputError, match=r"; got none\.$"):
+        check_probs_source(None, None, None, names=flags)
+
+
+# -------------------------------------------------------- model options
+
+
+def test_check_model_path(tmp_path, monkeypatch):
+    net = tmp_path / "Net.ONNX"
+    net.write_bytes(b"x")
+    (tmp_path / "net.ort").write_bytes(b"x")
+    assert check_model_path(str(net)) == str(net)
+    assert check_model_path(tmp_path / "net.ort") == str(tmp_path / "net.ort")
+    monkeypatch.chdir(tmp_path)
+    assert check_model_path("Net.ONNX") == str(net)  # absolute
+    with pytest.raises(InvalidFileError, match=r"^ONNX model .*missing\.onnx does not exist\.$"):
+        check_model_path(str(tmp_path / "missing.onnx"))
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(InvalidFileError, match=r"dir\.onnx is a directory"):
+        check_model_path(str(tmp_path / "dir.onnx"))
+    (tmp_path / "net.pt").write_bytes(b"x")
+    with pytest.raises(InvalidInputError, match=r"net\.pt is not an ONNX file \(\.onnx\); export .* torch\.onnx\.export"):
+        check_model_path(str(tmp_path / "net.pt"))
+    for bad in (None, "", 3):
+        with pytest.raises(InvalidInputError, match="must be the path of an .onnx file"):
+            check_model_path(bad)
+
+
+def test_check_image_normalization():
+    assert check_image_normalization([0, 0.5, 1], (1, 2, 3)) == ((0.0, 0.5, 1.0), (1.0, 2.0, 3.0))
+    assert check_image_normalization(["0.485", 0.456, 0.406], [0.229, 0.224, 0.225])[0] == (0.485, 0.456, 0.406)
+    for mean in ((0, 0), (0, 0, 0, 0), (0, math.nan, 0), (0, "x", 0), None, (True, 0, 0)):
+        with pytest.raises(InvalidInputError, match=r"^mean must be three finite numbers \(R, G, B\)"):
+            check_image_normalization(mean, (1, 1, 1))
+    with pytest.raises(InvalidInputError, match=r"^std must be three finite numbers"):
+        check_image_normalization((0, 0, 0), (1, math.inf, 1))
+    with pytest.raises(InvalidInputError, match=r"^std divides the pixels, so it cannot be 0"):
+        check_image_normalization((0, 0, 0), (1, 0, 1))
+
+
+def test_check_input_size():
+    assert check_input_size(None) is None
+    assert check_input_size([512, 1024]) == (512, 1024)
+    for bad in ((0, 4), (4,), (4, 4, 4), "44", 4, (4.5, 4), (True, 4)):
+        with pytest.raises(InvalidInputError, match="input_size must be"):
+            check_input_size(bad)
 
 
 def test_check_batch_size():

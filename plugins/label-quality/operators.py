@@ -5,7 +5,9 @@ fit are offered, bad choices are marked invalid with a message), and each
 ``execute`` unpacks ``ctx.params`` and calls the library or a FiftyOne view
 method. The params of ``compute_label_quality`` carry the names of
 ``segqual_fo.compute_label_quality``'s arguments, so scripts can run it with
-``fiftyone.operators.execute_operator(uri, {"dataset": ..., "params": {...}})``.
+``fiftyone.operators.execute_operator(uri, {"dataset": ..., "params": {...}})``;
+the one exception is the model, which params name by its file: ``model_path``
+(an ONNX network on the server, run with ``segqual_fo.onnx_model``).
 
 Form checks use the library's rules (:mod:`segqual_fo.options`) and its
 queries about runs and fields (:mod:`segqual_fo.fo.queries`): nothing here
@@ -31,8 +33,14 @@ DEFAULT_TAG = "label_issue"
 #: Samples looked at when checking that a probability directory matches.
 _PEEK = 50
 
-#: Arguments of ``compute_label_quality`` that the plugin decides itself.
-_PLUGIN_ARGS = ("sample_collection", "skip_failures", "progress")
+#: Arguments of ``compute_label_quality`` that the plugin decides itself
+#: (``model`` is built from the ``model_path`` param).
+_PLUGIN_ARGS = ("sample_collection", "skip_failures", "progress", "model")
+#: The params that name each source of class scores (for options.check_probs_source).
+_SOURCE_PARAMS = ("probs_field", "probs_dir", "model_path")
+#: compute_label_quality's options that apply to files only, or to a model only.
+_FILE_ONLY = ("probs_field", "probs_dir", "probs_key", "layout", "resize")
+_MODEL_ONLY = ("batch_size",)
 
 
 def library_args():
@@ -49,11 +57,11 @@ def _invalid(prop, message):
     return prop
 
 
-def _check(prop, check, *args):
+def _check(prop, check, *args, **kwargs):
     """Runs one of the library's option checks; marks ``prop`` invalid with
     its message on failure. Returns whether the value is valid."""
     try:
-        check(*args)
+        check(*args, **kwargs)
     except SegQualError as e:
         _invalid(prop, str(e))
         return False
@@ -69,7 +77,9 @@ def normalize_params(params):
             values = parse(params[name])
             params[name] = None if values is None else [str(v) for v in values]
     if not params.get("probs_source"):
-        params["probs_source"] = "dir" if params.get("probs_dir") and not params.get("probs_field") else "field"
+        # the one source given (several are refused by the form), else the default
+        given = [name for name in _SOURCE_PARAMS if params.get(name)]
+        params["probs_source"] = {"probs_dir": "dir", "model_path": "model"}.get(given[0], "field") if len(given) == 1 else "field"
     return params
 
 
@@ -82,10 +92,14 @@ def library_kwargs(params):
         if value is None or value == "" or value == []:
             continue
         kwargs[name] = value
-    if params["probs_source"] == "dir":
-        kwargs.pop("probs_field", None)
-    else:
-        kwargs.pop("probs_dir", None)
+    source = params["probs_source"]
+    unused = _FILE_ONLY if source == "model" else _MODEL_ONLY + ("probs_field" if source == "dir" else "probs_dir",)
+    for name in unused:
+        kwargs.pop(name, None)
+    if source == "model":
+        from segqual_fo import onnx_model
+
+        kwargs["model"] = onnx_model(options.check_model_path(params.get("model_path")))
     if "ignore_index" in kwargs:
         kwargs["ignore_index"] = options.parse_ignore(kwargs["ignore_index"])
     return kwargs
@@ -109,8 +123,8 @@ class ComputeLabelQuality(foo.Operator):
             name="compute_label_quality",
             label="Compute segmentation label quality",
             description=(
-                "Scores every image's segmentation labels against a model's stored class "
-                "probabilities and writes scores, heatmaps, issue masks and issue regions"
+                "Scores every image's segmentation labels against a model's class probabilities "
+                "(stored, or from an ONNX network) and writes scores, heatmaps, issue masks and issue regions"
             ),
             dynamic=True,
             allow_immediate_execution=True,
@@ -128,12 +142,13 @@ class ComputeLabelQuality(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         form = types.View(label="Compute segmentation label quality")
+        explicit_source = bool(ctx.params.get("probs_source"))
         params = normalize_params(ctx.params)
         inputs.view_target(ctx, action_description="Score")
         target = ctx.target_view()
 
         ok = self._label_inputs(inputs, params, target)
-        ok = self._probs_inputs(inputs, params, target) and ok
+        ok = self._probs_inputs(inputs, params, target, explicit_source) and ok
         self._method_inputs(inputs, params, options.METHODS)
         self._output_inputs(inputs, params, ctx.dataset)
 
@@ -181,12 +196,20 @@ class ComputeLabelQuality(foo.Operator):
             )
         return True
 
-    def _probs_inputs(self, inputs, params, target):
+    def _probs_inputs(self, inputs, params, target, explicit_source=True):
         source = types.RadioGroup(orientation="horizontal")
         source.add_choice("field", label="Path field", description="A string field with each sample's .npy/.npz file")
         source.add_choice("dir", label="Directory", description="Files named like the images (by file stem)")
-        inputs.enum("probs_source", source.values(), default="field", label="Probabilities", view=source)
+        source.add_choice("model", label="ONNX model", description="Run an .onnx network on the images")
+        prop = inputs.enum("probs_source", source.values(), default="field", label="Probabilities", view=source)
+        if not explicit_source and any(params.get(name) for name in _SOURCE_PARAMS):
+            # a script's params without probs_source: exactly one source, as in the library
+            values = [params.get(name) or None for name in _SOURCE_PARAMS]
+            if not _check(prop, options.check_probs_source, *values, names=_SOURCE_PARAMS):
+                return False
 
+        if params.get("probs_source") == "model":
+            return self._model_inputs(inputs, params)
         ok = True
         if params.get("probs_source", "field") == "dir":
             prop = inputs.str(
@@ -230,6 +253,27 @@ class ComputeLabelQuality(foo.Operator):
             label="Resize lower-resolution probabilities to the mask",
             view=types.CheckboxView(),
         )
+        return ok
+
+    @staticmethod
+    def _model_inputs(inputs, params):
+        from segqual_fo.adapters.models import DEFAULT_BATCH_SIZE
+
+        prop = inputs.str(
+            "model_path",
+            required=True,
+            label="ONNX model",
+            description=(
+                "An .onnx file on the App server: RGB images in [0, 1], shape (N, 3, H, W), in; "
+                "class scores (N, K, h, w), at any resolution, out"
+            ),
+        )
+        path = params.get("model_path")
+        ok = bool(path) and _check(prop, options.check_model_path, path)  # empty: required, the form asks
+        prop = inputs.int("batch_size", default=DEFAULT_BATCH_SIZE, label="Batch size", description="Images per model call")
+        if params.get("batch_size") is not None:
+            ok = _check(prop, options.check_batch_size, params["batch_size"]) and ok
+        inputs.bool("logits", default=False, label="The model outputs logits (apply a softmax)", view=types.CheckboxView())
         return ok
 
     @staticmethod

@@ -483,6 +483,17 @@ def onnx_model(
     if not os.path.isfile(path):
         raise InvalidFileError(f"ONNX model {path} does not exist.")
     path = os.path.abspath(path)
+    # the run record (and resume's comparison) names what changes the
+    # output: the file and any preprocessing that is not the default
+    changed = {
+        "input_size": None if input_size is None else tuple(int(v) for v in input_size),
+        "mean": tuple(float(v) for v in mean),
+        "std": tuple(float(v) for v in std),
+        "scale": float(scale),
+        "output_name": output_name,
+    }
+    defaults = {"input_size": None, "mean": (0.0,) * 3, "std": (1.0,) * 3, "scale": 1.0 / 255.0, "output_name": None}
+    changed = ", ".join(f"{k}={v!r}" for k, v in changed.items() if v != defaults[k])
     return LazyModel(
         OnnxModel,
         path,
@@ -493,5 +504,5 @@ def onnx_model(
         scale=scale,
         output_name=output_name,
         threads=threads,
-        description=f"onnx:{path}",
+        description=f"onnx:{path}" + (f" ({changed})" if changed else ""),
     )

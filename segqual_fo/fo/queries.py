@@ -162,6 +162,29 @@ def looks_like_probs_field(sample_collection, names: List[str]) -> Optional[str]
     return None
 
 
+def stored_probs_need_resize(sample_collection, probs_field: str, *, limit: int = 20) -> bool:
+    """Whether the (K, h, w) probability files in ``probs_field`` (such as
+    :func:`segqual_fo.save_probabilities` writes) have another height and
+    width than their images, so that scoring them needs ``resize=True``.
+
+    Looks at the first ``limit`` samples with a file, reading only headers;
+    unreadable files and images are passed over (scoring reports them).
+    """
+    from segqual_fo.adapters.probs import peek_shape
+
+    view = sample_collection.exists(probs_field).limit(limit)
+    for filepath, path, metadata in zip(*view.values(["filepath", probs_field, "metadata"])):
+        try:
+            h, w = peek_shape(path)[-2:]
+            if metadata is None or not metadata.height or not metadata.width:
+                metadata = fo.ImageMetadata.build_for(filepath)
+        except Exception:  # a failure of its own, reported when it is scored
+            continue
+        if (h, w) != (metadata.height, metadata.width):
+            return True
+    return False
+
+
 def is_legacy(info) -> bool:
     """Whether a segqual run was recorded by segqual 0.1 (FiftyOne's generic
     run config; :func:`segqual_fo.upgrade_runs` converts it)."""

@@ -162,3 +162,99 @@ def test_import_coco_masks_agree_with_ann_to_mask(tmp_path, capsys):
     finally:
         if name in fo.list_datasets():
             fo.delete_dataset(name)
+
+
+# --------------------------------------------------------------------------
+# predict and score --model: the errors, in-process (the console script's
+# runs are in test_console.py)
+
+
+@pytest.fixture
+def model_ds(make_dataset, tmp_path, rng):
+    """4 images with labels, one of them not an image, and a real ONNX network."""
+    pytest.importorskip("onnxruntime")
+    from tests.fo.helpers import segmentation_dataset
+    from tests.model_nets import make_conv_net
+
+    ds = make_dataset("segqual-cli-model")
+    segmentation_dataset(ds, tmp_path, rng, n=4, k=4, shape=(24, 32), plant=())
+    broken = ds.values("filepath")[2]
+    with open(broken, "wb") as f:
+        f.write(b"not an image")
+    return ds, make_conv_net(str(tmp_path / "net.onnx"), k=4, stride=4), tmp_path
+
+
+def _one_error_line(capsys, command):
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "MongoDB" not in line]
+    assert len(err) == 1 and err[0].startswith(f"segqual {command}: error: "), err
+    return err[0]
+
+
+def test_predict_stops_at_a_failing_image_and_keeps_what_it_wrote(model_ds, capsys):
+    ds, net, tmp = model_ds
+    ids = ds.values("id")
+    argv = ["predict", ds.name, "--model", net, "--probs-dir", str(tmp / "p"), "--logits", "--batch-size", "1", "--quiet"]
+    assert main(argv) == 2
+    line = _one_error_line(capsys, "predict")
+    assert f"sample {ids[2]}" in line and "cannot be decoded" in line
+    assert [p is not None for p in ds.values("pred_probs_path")] == [True, True, False, False]
+    # --skip-failures: the others are stored (exit 0 without --fail-on-errors)
+    assert main(argv + ["--skip-failures"]) == 0
+    out = capsys.readouterr().out
+    assert "written 1, skipped 2 (stored before), failed 1" in out and f"failed: {ids[2]}" in out
+    assert [p is not None for p in ds.values("pred_probs_path")] == [True, True, False, True]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "NET", "--providers", "NoSuchExecutionProvider"],
+         "onnxruntime providers ['NoSuchExecutionProvider'] are not available here"),
+        (["--model", "NET", "--mean", "0", "0", "0", "--std", "1", "0", "1"], "std divides the pixels, so it cannot be 0"),
+        (["--model", "NET", "--input-size", "0", "32"], "input_size must be a positive integer, got 0."),
+        (["--model", "NET", "--batch-size", "0"], "batch_size must be a positive integer, got 0."),
+        (["--model", "BROKEN"], "cannot load ONNX model"),
+        (["--model", "PT"], "is not an ONNX file (.onnx); export the network to ONNX first"),
+    ],
+)
+@pytest.mark.parametrize("command", ["predict", "score"])
+def test_bad_model_flags_are_one_line_exit_2(model_ds, capsys, command, extra, message):
+    ds, net, tmp = model_ds
+    (tmp / "broken.onnx").write_bytes(b"garbage")
+    (tmp / "net.pt").write_bytes(b"garbage")
+    files = {"NET": net, "BROKEN": str(tmp / "broken.onnx"), "PT": str(tmp / "net.pt")}
+    extra = [files.get(a, a) for a in extra]
+    if command == "predict":
+        argv = ["predict", ds.name, "--probs-dir", str(tmp / "p"), "--probs-field", "probs_x", *extra]
+    else:
+        argv = ["score", ds.name, "--label-field", "ground_truth", "--score-field", "lq_x", *extra]
+    assert main(argv + ["--quiet"]) == 2
+    assert message in _one_error_line(capsys, command)
+    assert not ds.has_field("probs_x") and not ds.has_field("lq_x") and not (tmp / "p").exists()
+
+
+@pytest.mark.parametrize(
+    "sources, got",
+    [([], "got none"), (["--probs-field", "probs_path", "--model", "NET"], "got --probs-field and --model"),
+     (["--probs-field", "probs_path", "--probs-dir", "DIR"], "got --probs-field and --probs-dir")],
+)
+def test_score_takes_exactly_one_source_of_class_scores(model_ds, capsys, sources, got):
+    ds, net, tmp = model_ds
+    sources = [{"NET": net, "DIR": str(tmp / "probs")}.get(a, a) for a in sources]
+    assert main(["score", ds.name, "--label-field", "ground_truth", *sources]) == 2
+    line = _one_error_line(capsys, "score")
+    assert line.endswith(
+        "pass exactly one of --probs-field (a field holding each sample's probability file), --probs-dir "
+        f"(a directory of files named like the images) or --model (a model to run on the images); {got}."
+    ), line
+
+
+def test_model_options_without_model_are_refused(model_ds, capsys):
+    ds, _, _ = model_ds
+    argv = ["score", ds.name, "--label-field", "ground_truth", "--probs-field", "probs_path", "--batch-size", "2",
+            "--input-size", "8", "8"]
+    assert main(argv) == 2
+    assert _one_error_line(capsys, "score").endswith(
+        "--batch-size, --input-size: model options, for --model only; add --model PATH.onnx or drop them."
+    )
+    assert not ds.has_field("label_quality")

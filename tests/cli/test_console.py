@@ -1,18 +1,21 @@
 """The installed ``segqual`` console script, run as users run it: a child
 process on the same FiftyOne database as this one.
 
-Every flag of ``segqual score`` is used at least once (checked against
-``build_parser()`` by ``test_every_score_flag_is_exercised``) and each has an
-assertion on its effect, read back from the dataset in this process. Flags
+Every flag of ``segqual score`` and ``segqual predict`` is used at least once
+(checked against ``build_parser()`` by ``test_every_flag_is_exercised``) and
+each has an assertion on its effect, read back from the dataset (or the
+files) in this process. Flags
 are combined so that few child processes run (each pays FiftyOne's import).
 The child inherits this environment; in particular nothing here sets
 ``FIFTYONE_DATABASE_VALIDATION``, so the children behave as a user's would.
 """
 
+import glob
 import json
 import os
 import re
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -28,10 +31,12 @@ import pytest
 
 import fiftyone as fo
 
+from segqual_fo.adapters.models import read_rgb
 from segqual_fo.cli import build_parser
 from segqual_fo.core import get_label_quality_scores
 
 from tests.fo.helpers import segmentation_dataset
+from tests.model_nets import conv_net_numpy, make_conv_net
 from tests.shared_data import shared_data
 
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "segqual")
@@ -477,8 +482,8 @@ def test_report_stdout_is_only_data(error_runs):
     "argv, message",
     [
         (["score", "ds", "--probs-field", "p"], "the following arguments are required: --label-field"),
-        (["score", "ds", "--label-field", "gt"], "one of the arguments --probs-field --probs-dir is required"),
-        (["score", "ds", "--label-field", "gt", "--probs-field", "p", "--probs-dir", "d"], "not allowed with"),
+        (["predict", "ds", "--probs-dir", "d"], "the following arguments are required: --model"),
+        (["predict", "ds", "--model", "m.onnx", "--mean", "0", "0"], "argument --mean: expected 3 arguments"),
         (["score", "ds", "--label-field", "gt", "--probs-field", "p", "--workers", "1", "--scheduler", "tcp://h:1"],
          "not allowed with"),
         (["score", "ds", "--label-field", "gt", "--probs-field", "p", "--method", "mean"], "invalid choice: 'mean'"),
@@ -501,7 +506,9 @@ def test_argparse_errors_exit_2(script, argv, message):
         ("demo", ["segqual demo --num-samples 200 --app", "segqual demo --data ../shared/data/camvid-mini"]),
         ("import-coco", ["segqual import-coco annotations/instances_val2017.json images/ --name coco-val"]),
         ("score", ["segqual score my-ds --label-field ground_truth --probs-field probs_path",
-                   "--workers 4", "--scheduler tcp://10.0.0.5:8786"]),
+                   "--workers 4", "--scheduler tcp://10.0.0.5:8786", "--model segformer.onnx --logits"]),
+        ("predict", ["segqual predict my-ds --model segformer.onnx --probs-dir probs/ --logits",
+                     "--input-size 512 1024 --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225"]),
         ("report", ["segqual report my-ds --format csv --output worst.csv", "--tag-worst 50 --tag review"]),
         ("app", ["segqual app demo", "segqual app my-ds --score-field label_quality_cl"]),
     ],
@@ -516,15 +523,225 @@ def test_help_shows_examples(script, sub, examples):
     assert r.stderr == ""
 
 
-def test_every_score_flag_is_exercised():
-    """Each option of ``segqual score`` in build_parser() appears in this file
-    as an argument of a run (a new flag needs a test here)."""
+@pytest.mark.parametrize("command, at_least", [("score", 28), ("predict", 13)])
+def test_every_flag_is_exercised(command, at_least):
+    """Each option of ``segqual score`` and ``segqual predict`` in
+    build_parser() appears in this file as an argument of a run (a new flag
+    needs a test here)."""
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    flags = {o for a in sub.choices["score"]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    flags = {o for a in sub.choices[command]._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
     with open(__file__) as f:
         source = f.read()
-    assert len(flags) >= 22  # --label-field ... --shard-size
+    assert len(flags) >= at_least  # score: --label-field ... --shard-size, --model ... --input-size
     assert sorted(f for f in flags if f'"{f}"' not in source) == []
+
+
+# --------------------------------------------------------------------------
+# predict, and score --model: a real ONNX network (one strided convolution,
+# run by onnxruntime) on the 24x32 images; its output is 6x8 logits
+
+STRIDE = 4
+MEAN, STD, INPUT_SIZE = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), (16, 24)
+
+
+def _stored(paths):
+    """{path: (uint8 array, mtime)} of .npz files written by predict."""
+    out = {}
+    for p in paths:
+        with np.load(p, allow_pickle=False) as z:
+            assert z.files == ["probs"], p
+            out[p] = (z["probs"], os.stat(p).st_mtime_ns)
+    return out
+
+
+@pytest.fixture(scope="module")
+def net(data):
+    return make_conv_net(str(data["root"] / "net.onnx"), k=4, stride=STRIDE)
+
+
+@pytest.fixture(scope="module")
+def predict_runs(script, data, net):
+    """Two chains, side by side: defaults (with progress), then the same
+    again; and every model flag into another field and directory, then
+    --overwrite without them."""
+    ds, root = data["ds"], data["root"]
+    base = ["predict", data["name"], "--model", net]
+    out = {}
+
+    def defaults():
+        args = base + ["--probs-dir", root / "pred", "--logits", "--batch-size", "4"]
+        out["first"] = segqual(*args)
+        out["first_files"] = _stored(glob.glob(str(root / "pred" / "*.npz")))
+        out["again"] = segqual(*args, "--quiet")
+        out["again_files"] = _stored(out["first_files"])
+
+    def custom():
+        args = base + ["--probs-dir", root / "pred_custom", "--probs-field", "probs_custom", "--logits", "--quiet"]
+        out["custom"] = segqual(*args, "--mean", *MEAN, "--std", *STD, "--input-size", *INPUT_SIZE,
+                                "--providers", "CPUExecutionProvider")
+        out["custom_files"] = _stored(glob.glob(str(root / "pred_custom" / "*.npz")))
+        out["overwrite"] = segqual(*args, "--overwrite")
+        out["overwrite_files"] = _stored(out["custom_files"])
+
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(defaults), pool.submit(custom)]:
+            f.result()
+    ds.reload()
+    return out
+
+
+def _softmax_u8(logits):
+    return np.rint(_softmax(logits) * 255)
+
+
+def test_predict_stores_the_network_output_and_says_how_to_score_it(predict_runs, data):
+    r = predict_runs["first"]
+    assert r.returncode == 0, show(r)
+    ds, ids = data["ds"], data["ids"]
+    paths = [str(data["root"] / "pred" / f"{sid}.npz") for sid in ids]
+    assert ds.values("pred_probs_path") == paths
+    files = predict_runs["first_files"]
+    for fp, p in zip(ds.values("filepath"), paths):
+        q = files[p][0]
+        assert q.dtype == np.uint8 and q.shape == (4, 24 // STRIDE, 32 // STRIDE)
+        # round(p * 255) of the softmax (--logits), within the network's float32 rounding
+        assert np.abs(q - _softmax(conv_net_numpy(read_rgb(fp), 4, STRIDE)) * 255).max() <= 0.5 + 1e-3
+    lines = own_lines(r.stdout)
+    assert lines[0] == (f"probabilities of 6 images in {data['root'] / 'pred'} (field 'pred_probs_path'): "
+                        "written 6, skipped 0 (stored before), failed 0"), show(r)
+    size = sum(os.path.getsize(p) for p in paths)
+    assert lines[1].startswith(f"{size / 6:.0f} bytes per image written ({size / 1024:.1f} KiB in all"), show(r)
+    # the model's 6x8 is not the images' 24x32: --resize; two label fields to choose from
+    assert lines[2] == f"next: segqual score {data['name']} --label-field LABEL_FIELD --probs-field pred_probs_path --resize"
+    assert lines[3].startswith("  (LABEL_FIELD: one of ") and "ground_truth" in lines[3] and "gt_coded" in lines[3]
+    assert PROGRESS.search(r.stderr) and not PROGRESS.search(r.stdout), show(r)
+
+
+def test_predict_again_skips_what_is_stored(predict_runs):
+    r = predict_runs["again"]
+    assert r.returncode == 0, show(r)
+    assert "written 0, skipped 6 (stored before), failed 0" in r.stdout, show(r)
+    assert "bytes per image" not in r.stdout
+    assert predict_runs["again_files"].keys() == predict_runs["first_files"].keys()
+    for p, (q, mtime) in predict_runs["again_files"].items():
+        assert mtime == predict_runs["first_files"][p][1]  # not rewritten
+    assert not PROGRESS.search(r.stderr), show(r)  # --quiet
+
+
+def test_predict_model_flags_and_overwrite(predict_runs, data, net):
+    from segqual_fo import onnx_model
+
+    r = predict_runs["custom"]
+    assert r.returncode == 0, show(r)
+    assert "(field 'probs_custom'): written 6" in r.stdout, show(r)
+    ds = data["ds"]
+    model = onnx_model(net, mean=MEAN, std=STD, input_size=INPUT_SIZE)  # the same network, run here
+    files = predict_runs["custom_files"]
+    assert sorted(files) == sorted(ds.values("probs_custom"))
+    for fp, p in zip(ds.values("filepath"), ds.values("probs_custom")):
+        q = files[p][0]
+        assert q.shape == (4, INPUT_SIZE[0] // STRIDE, INPUT_SIZE[1] // STRIDE)  # --input-size
+        expected = _softmax_u8(model([read_rgb(fp)])[0])  # --mean, --std
+        assert np.abs(q.astype(int) - expected).max() <= 1
+    r = predict_runs["overwrite"]
+    assert r.returncode == 0, show(r)
+    assert "written 6, skipped 0" in r.stdout, show(r)
+    for p, (q, mtime) in predict_runs["overwrite_files"].items():
+        assert q.shape == (4, 6, 8) and mtime != files[p][1]  # rerun, at the network's own size now
+
+
+@pytest.fixture(scope="module")
+def model_score_runs(script, data, net, predict_runs):
+    """score --model with every model flag; and the command predict printed."""
+    printed = shlex.split(own_lines(predict_runs["first"].stdout)[2])
+    assert printed[:2] == ["next:", "segqual"]
+    printed = [("ground_truth" if a == "LABEL_FIELD" else a) for a in printed[2:]]
+    runs = dict(
+        model=["score", data["name"], "--label-field", "ground_truth", "--model", net, "--logits", "--batch-size", "2",
+               "--mean", *MEAN, "--std", *STD, "--input-size", *INPUT_SIZE, "--providers", "CPUExecutionProvider",
+               "--score-field", "lq_model", "--output-dir", data["root"] / "out", "--quiet"],
+        printed=printed + ["--score-field", "lq_stored", "--output-dir", data["root"] / "out", "--quiet"],
+    )
+    with ThreadPoolExecutor(2) as pool:
+        futures = {key: pool.submit(segqual, *argv) for key, argv in runs.items()}
+        results = {key: f.result() for key, f in futures.items()}
+    data["ds"].reload()
+    return results
+
+
+def test_score_model_runs_the_network_as_the_python_api_does(model_score_runs, data, net):
+    from segqual_fo import compute_label_quality, onnx_model
+
+    r = model_score_runs["model"]
+    assert r.returncode == 0, show(r)
+    assert "scored 6 of 6 images with softmin (field 'lq_model'); failures: 0" in r.stdout, show(r)
+    ds = data["ds"]
+    kwargs = dict(logits=True, output_dir=str(data["root"] / "out"), progress=False)
+    compute_label_quality(ds, "ground_truth", model=onnx_model(net, mean=MEAN, std=STD, input_size=INPUT_SIZE),
+                          score_field="lq_model_api", **kwargs)
+    compute_label_quality(ds, "ground_truth", model=onnx_model(net), score_field="lq_model_plain", **kwargs)
+    np.testing.assert_allclose(ds.values("lq_model"), ds.values("lq_model_api"), rtol=0, atol=1e-6)
+    # the preprocessing flags made a difference
+    assert np.abs(np.array(ds.values("lq_model")) - ds.values("lq_model_plain")).max() > 1e-3
+    # the run record names the network with its preprocessing (resume compares it)
+    model = f"onnx:{net} (input_size={INPUT_SIZE}, mean={MEAN}, std={STD})"
+    assert ds.get_run_info("lq_model").config.probs == {"model": model, "logits": True, "resize": True}
+
+
+def test_the_printed_score_command_scores_the_stored_files(model_score_runs, data, net):
+    from segqual_fo import compute_label_quality, onnx_model
+
+    r = model_score_runs["printed"]
+    assert r.returncode == 0, show(r)
+    assert "scored 6 of 6 images" in r.stdout, show(r)
+    ds = data["ds"]
+    compute_label_quality(ds, "ground_truth", model=onnx_model(net), logits=True, score_field="lq_direct",
+                          output_dir=str(data["root"] / "out"), progress=False)
+    # uint8 files against the network's own output: within the quantisation
+    assert np.abs(np.array(ds.values("lq_stored")) - ds.values("lq_direct")).max() < 0.02
+
+
+@pytest.fixture(scope="module")
+def predict_error_runs(script, data, datasets, net):
+    """predict on a dataset with an image that is not one (--skip-failures
+    --fail-on-errors), and with a --model that does not exist."""
+    root = data["root"] / "broken"
+    os.makedirs(root)
+    (root / "broken.png").write_bytes(b"not an image")
+    ds = datasets.new()
+    good = data["ds"].values("filepath")[:2]
+    ids = ds.add_samples([fo.Sample(filepath=p) for p in [good[0], str(root / "broken.png"), good[1]]], progress=False)
+    runs = dict(
+        skipped=["predict", ds.name, "--model", net, "--probs-dir", root / "p", "--logits",
+                 "--skip-failures", "--fail-on-errors", "--quiet"],
+        missing=["predict", data["name"], "--model", root / "missing.onnx", "--probs-dir", root / "q",
+                 "--probs-field", "probs_q"],
+    )
+    with ThreadPoolExecutor(2) as pool:
+        futures = {key: pool.submit(segqual, *argv) for key, argv in runs.items()}
+        results = {key: f.result() for key, f in futures.items()}
+    return dict(results, ds=ds, ids=ids, root=root)
+
+
+def test_predict_skip_failures_stores_the_others_and_fail_on_errors_exits_1(predict_error_runs):
+    r, ds, ids = predict_error_runs["skipped"], predict_error_runs["ds"], predict_error_runs["ids"]
+    assert r.returncode == 1, show(r)
+    assert "written 2, skipped 0 (stored before), failed 1" in r.stdout, show(r)
+    assert f"failed: {ids[1]} " in r.stdout and "cannot be decoded" in r.stdout, show(r)
+    ds.reload()
+    assert [p is not None and os.path.isfile(p) for p in ds.values("pred_probs_path")] == [True, False, True]
+    # no label field yet: the printed command says so
+    assert "--label-field LABEL_FIELD" in r.stdout and "no Segmentation or Detections field yet" in r.stdout
+
+
+def test_predict_with_a_missing_model_is_one_line_exit_2(predict_error_runs, data):
+    r, root = predict_error_runs["missing"], predict_error_runs["root"]
+    assert r.returncode == 2, show(r)
+    err = own_lines(r.stderr)
+    assert err == [f"segqual predict: error: ONNX model {root / 'missing.onnx'} does not exist."], show(r)
+    assert r.stdout == "" and not (root / "q").exists()
+    data["ds"].reload()
+    assert not data["ds"].has_field("probs_q")
 
 
 # --------------------------------------------------------------------------

@@ -453,3 +453,20 @@ def test_resume_with_a_model(make_dataset, net, tmp_path, rng):
     other = make_conv_net(str(tmp_path / "other.onnx"), k=K, stride=STRIDE, seed=1)
     with pytest.raises(InvalidInputError, match="other.onnx"):
         segqual_fo.compute_label_quality(ds, "gt", model=onnx_model(other), logits=True, output_dir=out, resume=True)
+
+
+def test_resume_refuses_an_onnx_model_with_other_preprocessing(make_dataset, net, tmp_path, rng):
+    """The run record names the network with the preprocessing that changes
+    its output, so resume does not mix outputs of two preprocessings."""
+    ds = _dataset(make_dataset(), tmp_path, rng, n=2)
+    kwargs = dict(logits=True, output_dir=str(tmp_path / "out"))
+    normalised = onnx_model(net, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), input_size=(16, 24))
+    segqual_fo.compute_label_quality(ds, "gt", model=normalised, **kwargs)
+    assert ds.get_run_info("label_quality").config.probs["model"] == (
+        f"onnx:{os.path.abspath(net)} (input_size=(16, 24), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))"
+    )
+    with pytest.raises(InvalidInputError, match="settings"):
+        segqual_fo.compute_label_quality(ds, "gt", model=onnx_model(net), resume=True, **kwargs)
+    # the same preprocessing again: resumed; providers and threads do not change the output
+    again = onnx_model(net, mean=[0.5] * 3, std=[0.25] * 3, input_size=[16, 24], threads=1, providers=["CPUExecutionProvider"])
+    segqual_fo.compute_label_quality(ds, "gt", model=again, resume=True, **kwargs)

@@ -11,8 +11,10 @@ import fiftyone as fo
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionError, ExecutionRunState
 
-from segqual_fo import compute_label_quality
+from segqual_fo import compute_label_quality, onnx_model
+from segqual_fo.demo import CLASSES
 from segqual_fo.options import output_fields
+from tests.model_nets import make_conv_net
 from tests.plugin.conftest import add_demo_samples, uri
 from tests.plugin.helpers import invalid, resolve_inputs, run, triggered
 
@@ -56,6 +58,20 @@ def test_form_follows_the_choices(demo_dataset):
     assert props["probs_dir"].required
 
 
+def test_form_for_a_model_asks_for_its_file_batch_size_and_logits(demo_dataset, tmp_path):
+    net = tmp_path / "net.onnx"
+    net.write_bytes(b"not parsed by the form")  # loading a network on every form change would be slow
+    props = resolve_inputs(OP, demo_dataset, {"probs_source": "model", "model_path": str(net)})
+    assert props["probs_source"].type.values == ["field", "dir", "model"]
+    assert props["model_path"].required and props["batch_size"].default == 8 and "logits" in props
+    for name in ("probs_field", "probs_dir", "probs_key", "layout", "resize"):  # file options do not apply
+        assert name not in props, name
+    assert not invalid(props)
+    # a script's params name their one source; probs_source follows
+    props = resolve_inputs(OP, demo_dataset, {"model_path": str(net)})
+    assert "model_path" in props and "probs_field" not in props and not invalid(props)
+
+
 def test_form_offers_the_selection_as_target(demo_dataset):
     ids = demo_dataset.values("id")[:2]
     props = resolve_inputs(OP, demo_dataset, selected=ids)
@@ -72,11 +88,22 @@ def test_form_offers_the_selection_as_target(demo_dataset):
         ({"method": "num_pixel_issues", "downsample": 0}, "downsample", "positive integer"),
         ({"score_field": "bad name"}, "score_field", "must be a field name"),
         ({"score_field": "ground_truth"}, "overwrite", "tick Overwrite"),
+        ({"probs_source": "model", "model_path": "/nonexistent/net.onnx"}, "model_path", "does not exist"),
+        ({"probs_source": "model", "model_path": "NOTE_FILE"}, "model_path", "is not an ONNX file (.onnx)"),
+        ({"probs_source": "model", "model_path": "NET", "batch_size": 0}, "batch_size", "batch_size must be a positive integer"),
+        # script params with two sources and no probs_source: the library's rule and message
+        ({"probs_field": "pred_probs_path", "model_path": "NET"}, "probs_source",
+         "pass exactly one of probs_field (a field holding each sample's probability file), probs_dir (a directory "
+         "of files named like the images) or model_path (a model to run on the images); got probs_field and model_path."),
     ],
 )
-def test_form_marks_bad_choices_invalid(demo_dataset, params, field, message):
+def test_form_marks_bad_choices_invalid(demo_dataset, tmp_path, params, field, message):
     _add_distractor_fields(demo_dataset)
     demo_dataset.set_values("note", ["hello.txt"] * len(demo_dataset))
+    (tmp_path / "hello.txt").write_text("")
+    (tmp_path / "net.onnx").write_bytes(b"")
+    files = {"NOTE_FILE": str(tmp_path / "hello.txt"), "NET": str(tmp_path / "net.onnx")}
+    params = {k: files.get(v, v) if isinstance(v, str) else v for k, v in params.items()}
     errors = invalid(resolve_inputs(OP, demo_dataset, params))
     assert field in errors and message in errors[field], errors
 
@@ -180,6 +207,33 @@ def test_probs_dir_gives_the_same_scores_as_probs_field(make_dataset, demo_recor
     run(OP, ds_field, {"label_field": "ground_truth", "probs_field": "pred_probs_path", "output_dir": str(tmp_path / "b")})
     assert ds_dir.values("label_quality") == ds_field.values("label_quality")
     assert ds_dir.get_run_info("label_quality").config.probs["probs_dir"] == probs_dir
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["probs_source", "model_path-only"])
+def test_execute_with_an_onnx_model_writes_what_the_python_api_writes(make_dataset, demo_records, tmp_path, explicit):
+    """A real network (one strided convolution, run by onnxruntime) on the
+    demo images, through the form's model source and through the API."""
+    pytest.importorskip("onnxruntime")
+    net = make_conv_net(str(tmp_path / "net.onnx"), k=len(CLASSES), stride=4)
+    ds_op, ds_api = add_demo_samples(make_dataset(), demo_records), add_demo_samples(make_dataset(), demo_records)
+    params = {"label_field": "ground_truth", "model_path": net, "logits": True, "batch_size": 3,
+              "output_dir": str(tmp_path / "op")}
+    if explicit:
+        params["probs_source"] = "model"
+    result = run(OP, ds_op, params)
+    compute_label_quality(ds_api, "ground_truth", model=onnx_model(net), logits=True, batch_size=3,
+                          output_dir=str(tmp_path / "api"), progress=False)
+    _assert_same_outputs(ds_op, ds_api)
+    assert result.result["num_scored"] == 8 and result.result["num_failures"] == 0
+    assert ds_op.get_run_info("label_quality").config.probs == {"model": "onnx:" + net, "logits": True, "resize": True}
+
+
+def test_a_model_that_does_not_load_is_refused(demo_dataset, tmp_path):
+    (tmp_path / "broken.onnx").write_bytes(b"garbage")
+    with pytest.raises(ExecutionError, match=r"cannot load ONNX model .*broken\.onnx"):
+        run(OP, demo_dataset, {"label_field": "ground_truth", "probs_source": "model",
+                               "model_path": str(tmp_path / "broken.onnx"), "output_dir": str(tmp_path)})
+    assert not demo_dataset.has_field("label_quality")
 
 
 def test_selected_samples_target_scores_only_the_selection(demo_dataset, tmp_path):
