@@ -55,12 +55,28 @@ wrong_class, fixing the top region (its pixels take its predicted class):
 the share of planted pixels restored to their true class and the correct
 pixels it changes. Results are in the README ("Which region first?").
 
+Reviewer feedback (do marks on some images help the others?)
+------------------------------------------------------------
+``--feedback``: on each trial a simulated reviewer looks at some images
+(``worst_third``: the third with the lowest image score, the order a
+reviewer works in; ``random_half``: a seeded random half), takes the top 3
+regions of each by confidence and marks the planted one ``fixed`` and the
+others ``not_an_error``. The unreviewed planted images' regions are then
+ranked by the confidence without feedback and with each feedback model of
+:func:`feedback_offset` (a logit offset from the marks: per-pair Beta prior,
+per-pair observed / expected errors, kernel nearest neighbours in the
+evidence terms, a ridge refit of the weights); hit@1 / hit@3 on those images
+only, paired by seed, each model's parameter chosen on the tune half. No
+model helped on the held-out half (README, "Which region first?"), so the
+library's confidence ignores the marks.
+
 Run from the repository root::
 
     PYTHONPATH=. python benchmarks/bench_detection.py           # 10 seeds, ~2-3 min
     PYTHONPATH=. python benchmarks/bench_detection.py --quick   # 2 seeds, 3 methods
     PYTHONPATH=. python benchmarks/bench_detection.py --tune    # + parameter grids (tune half)
     PYTHONPATH=. python benchmarks/bench_detection.py --regions-only   # region ranking only, ~2 min
+    PYTHONPATH=. python benchmarks/bench_detection.py --feedback       # reviewer feedback only, ~15 s
 
 Needs numpy and OpenCV (a FiftyOne dependency, used for planting).
 
@@ -607,6 +623,263 @@ def run_regions(data: Dataset, trials: Sequence[Trial]) -> Dict[str, dict]:
     return out
 
 
+# -- regions: does a reviewer's feedback on some images help the others? ------------
+#: Which images the simulated reviewer looks at, per trial: the worst third
+#: by image score (the order a reviewer works in), or a seeded random half.
+REVIEW_SCHEMES = ("worst_third", "random_half")
+REVIEW_TOP = 3  # the reviewer looks at the top 3 regions (by confidence) of a reviewed image
+
+
+@dataclass
+class ImageRegions:
+    """All regions of one trial image, with the evidence the confidence uses."""
+
+    index: int
+    score: float
+    planted: bool
+    given: np.ndarray  # (R,) intp
+    predicted: np.ndarray  # (R,) intp
+    features: Dict[str, np.ndarray]  # LOCAL_FEATURES -> (R,)
+    is_planted: np.ndarray  # (R,) bool (all False on a clean image)
+    confusion: np.ndarray  # (K*K,) int64 issue-pixel counts [given, predicted] of the image
+
+
+def _hits(regions, planted: np.ndarray) -> np.ndarray:
+    h, w = planted.shape
+    n_planted = int(planted.sum())
+    out = []
+    for r in regions:
+        x, y = int(round(r.bounding_box[0] * w)), int(round(r.bounding_box[1] * h))
+        a = int(np.count_nonzero(planted[y : y + r.mask.shape[0], x : x + r.mask.shape[1]] & r.mask))
+        out.append(n_planted > 0 and (a >= REGION_OVERLAP * r.area or a >= REGION_OVERLAP * n_planted))
+    return np.array(out, dtype=bool)
+
+
+_CLEAN_REGIONS: Dict[Tuple[str, int], ImageRegions] = {}
+
+
+def trial_all_regions(data: Dataset, trial: Trial, method: str) -> Tuple[List[ImageRegions], np.ndarray]:
+    """Every image's regions of one trial (as :func:`trial_regions` finds
+    them) and the trial's (K,K) issue-pixel confusion. Clean images of a
+    per-image method are cached across trials."""
+    from segqual_fo.core import iter_label_quality
+    from segqual_fo.core.regions import LOCAL_FEATURES
+    from segqual_fo.writers.regions import find_regions
+
+    labels = trial.labels(data)
+    k = data.probs[0].shape[0]
+    confusion = np.zeros(k * k, dtype=np.int64)
+    cacheable = method == "softmin"
+    out: List[ImageRegions] = []
+    todo = [j for j, i in enumerate(trial.idx) if not (cacheable and (method, i) in _CLEAN_REGIONS and i not in trial.planted)]
+    results = dict(zip(todo, iter_label_quality(
+        [labels[j] for j in todo], [data.probs[trial.idx[j]] for j in todo], method=method, ignore_index=IGNORE,
+        with_issues=True, pred_scope="issues", n_jobs=1,
+    )))  # fmt: skip
+    if method != "softmin" and len(todo) != len(trial.idx):
+        raise AssertionError("dataset-wide methods are never cached")
+    for j, (i, lab) in enumerate(zip(trial.idx, labels)):
+        if j not in results:
+            im = _CLEAN_REGIONS[(method, i)]
+        else:
+            res = results[j]
+            regions = find_regions(res.issues, res.labels, res.pred, res.pixel_scores, min_area=16)
+            im = ImageRegions(
+                i, float(res.score), i in trial.planted,
+                np.array([r.given_class for r in regions], dtype=np.intp),
+                np.array([r.predicted_class for r in regions], dtype=np.intp),
+                {f: np.array([getattr(r, f) for r in regions], dtype=np.float64) for f in LOCAL_FEATURES},
+                _hits(regions, lab != data.labels[i]),
+                np.bincount(res.labels[res.issues].astype(np.int64) * k + res.pred[res.issues], minlength=k * k),
+            )  # fmt: skip
+            if cacheable and i not in trial.planted:
+                _CLEAN_REGIONS[(method, i)] = im
+        confusion += im.confusion  # every issue pixel, as a run's final pass counts them
+        out.append(im)
+    return out, confusion.reshape(k, k)
+
+
+def _terms(features: Dict[str, np.ndarray], rarity: np.ndarray) -> np.ndarray:
+    """(R, 6) the evidence terms of the confidence formula (for distances)."""
+    f = features
+    return np.stack([
+        np.log(np.maximum(f["area"], 1.0)), np.log(np.maximum(f["mean_score"], 1e-3)),
+        np.minimum(f["ring_given"], f["ring_predicted"]), f["ring_score"],
+        np.log(np.maximum(f["thickness"], 1.0)), rarity,
+    ], axis=1)  # fmt: skip
+
+
+def feedback_offset(model: str, param: float, marked: dict, target: dict) -> np.ndarray:
+    """Logit offsets of the ``target`` regions from the reviewer's marks.
+
+    ``marked`` / ``target``: dicts of ``pair`` (R,) given * K + predicted,
+    ``terms`` (R, 6), ``conf`` (R,) confidence without feedback; ``marked``
+    also ``error`` (R,) bool (True: ``fixed``, False: ``not_an_error``).
+
+    - ``pair_beta``: each pair's share of errors among its marks, with a
+      Beta prior of strength ``param`` at the marked regions' mean
+      confidence: offset = logit(posterior) - logit(prior mean);
+    - ``pair_ratio``: observed over expected errors of the pair's marks
+      (expected = sum of their confidences; the reviewer saw the regions
+      the formula ranked high, so their base rate is not the run's), with
+      ``param`` pseudo-errors on both sides: offset = log((O + a) / (E + a));
+    - ``knn``: as ``pair_ratio`` but over all marks, weighted by a Gaussian
+      kernel (bandwidth ``param``) in the standardised evidence terms;
+    - ``refit``: the formula's weights refitted on the marks (logistic
+      regression on the standardised terms, offset = the formula's logit,
+      ridge penalty ``param`` pulling the change towards 0; Newton steps).
+    """
+    n = len(target["pair"])
+    if n == 0 or len(marked["pair"]) == 0:
+        return np.zeros(n)
+    err = marked["error"].astype(np.float64)
+    if model == "pair_beta":
+        m = float(np.clip(marked["conf"].mean(), 1e-3, 1 - 1e-3))
+        off = np.zeros(n)
+        for pair in np.unique(target["pair"]):
+            sel = marked["pair"] == pair
+            if sel.any():
+                post = (err[sel].sum() + param * m) / (sel.sum() + param)
+                off[target["pair"] == pair] = np.log(post / (1 - post)) - np.log(m / (1 - m))
+        return off
+    if model == "pair_ratio":
+        off = np.zeros(n)
+        for pair in np.unique(target["pair"]):
+            sel = marked["pair"] == pair
+            if sel.any():
+                off[target["pair"] == pair] = np.log((err[sel].sum() + param) / (marked["conf"][sel].sum() + param))
+        return off
+    if model == "knn":
+        both = np.vstack([marked["terms"], target["terms"]])
+        mu, sd = both.mean(0), np.maximum(both.std(0), 1e-9)
+        a, b = (marked["terms"] - mu) / sd, (target["terms"] - mu) / sd
+        d2 = ((b[:, None, :] - a[None, :, :]) ** 2).sum(-1)
+        w = np.exp(-0.5 * d2 / (param * param))
+        return np.log((w @ err + 1.0) / (w @ marked["conf"] + 1.0))
+    if model == "refit":
+        mu, sd = marked["terms"].mean(0), np.maximum(marked["terms"].std(0), 1e-9)
+        x = np.hstack([(marked["terms"] - mu) / sd, np.ones((len(err), 1))])
+        z0 = np.log(marked["conf"] / (1 - marked["conf"]))
+        beta = np.zeros(x.shape[1])
+        for _ in range(25):
+            p = 1 / (1 + np.exp(-(z0 + x @ beta)))
+            grad = x.T @ (err - p) - param * beta
+            hess = (x * (p * (1 - p))[:, None]).T @ x + param * np.eye(len(beta))
+            step = np.linalg.solve(hess, grad)
+            beta += step
+            if np.abs(step).max() < 1e-8:
+                break
+        xt = np.hstack([(target["terms"] - mu) / sd, np.ones((n, 1))])
+        return xt @ beta
+    raise ValueError(model)
+
+
+FEEDBACK_GRID = {
+    "pair_beta": [1.0, 3.0, 10.0], "pair_ratio": [0.3, 1.0, 3.0], "knn": [0.5, 1.0, 2.0], "refit": [1.0, 10.0, 100.0],
+}  # fmt: skip
+
+
+def trial_feedback(data: Dataset, trial: Trial, method: str, scheme: str) -> Dict[str, Dict[str, List[bool]]]:
+    """One trial with a simulated reviewer: on the reviewed images the top
+    :data:`REVIEW_TOP` regions by confidence are marked (the planted one
+    ``fixed``, the others ``not_an_error``); the unreviewed planted images'
+    regions are ranked by the confidence without and with each feedback
+    model. Returns order name -> {"hit@1": [...], "hit@3": [...]} over the
+    unreviewed planted images."""
+    from segqual_fo.core.regions import pair_rarity, region_logits, sigmoid
+
+    images, confusion = trial_all_regions(data, trial, method)
+    k = confusion.shape[0]
+    n = len(images)
+    if scheme == "worst_third":
+        order = np.lexsort((np.arange(n), [im.score for im in images]))
+        reviewed = set(order[: int(round(n * PLANTED_FRACTION))].tolist())
+    else:
+        rng = np.random.default_rng([trial.seed, KINDS.index(trial.kind), 7])
+        reviewed = set(rng.permutation(n)[: n // 2].tolist())
+    per = []
+    for im in images:
+        rarity = pair_rarity(confusion, im.given, im.predicted, im.features["area"])
+        z = region_logits(im.features, rarity)
+        per.append(dict(pair=im.given * k + im.predicted, terms=_terms(im.features, rarity), z=z, conf=sigmoid(z)))
+    marks = {key: [] for key in ("pair", "terms", "conf", "error")}
+    for j in sorted(reviewed):
+        top = np.lexsort((np.arange(len(per[j]["z"])), -per[j]["z"]))[:REVIEW_TOP]
+        for key in ("pair", "terms", "conf"):
+            marks[key].append(per[j][key][top])
+        marks["error"].append(images[j].is_planted[top])
+    marked = {key: np.concatenate(v) if v else np.empty(0) for key, v in marks.items()}
+    if len(marked["terms"]) == 0:
+        marked["terms"] = np.empty((0, 6))
+    models = ["confidence"] + [f"{m}({p:g})" for m, ps in FEEDBACK_GRID.items() for p in ps]
+    out = {name: {"hit@1": [], "hit@3": []} for name in models}
+    not_error_pairs = set(marked["pair"][~marked["error"].astype(bool)].tolist())
+    out["_marks"] = {"marks": [len(marked["pair"])], "fixed": [int(marked["error"].sum())], "shared_pair": []}
+    for j, im in enumerate(images):
+        if j in reviewed or not im.planted:
+            continue
+        # is the planted region's pair among the pairs marked not_an_error elsewhere?
+        out["_marks"]["shared_pair"] += [p in not_error_pairs for p in per[j]["pair"][im.is_planted].tolist()]
+        for name in models:
+            z = per[j]["z"]
+            if name != "confidence":
+                model, param = name[:-1].split("(")
+                z = z + feedback_offset(model, float(param), marked, per[j])
+            rank = np.lexsort((np.arange(len(z)), -z))
+            out[name]["hit@1"].append(bool(len(rank)) and bool(im.is_planted[rank[0]]))
+            out[name]["hit@3"].append(bool(len(rank)) and bool(im.is_planted[rank[:REVIEW_TOP]].any()))
+    return out
+
+
+def run_feedback(data: Dataset, trials: Sequence[Trial], method: str = "softmin") -> None:
+    """Reviewer feedback: hit@1 / hit@3 on the unreviewed planted images,
+    with and without feedback, paired by seed; a model's parameter is the
+    best on the tune half (hit@1 + hit@3 overall)."""
+    print(f"\n== Reviewer feedback ({method}): top-{REVIEW_TOP} regions of the reviewed images marked; "
+          "hit@1 / hit@3 on the unreviewed planted images ==")
+    for scheme in REVIEW_SCHEMES:
+        t = time.perf_counter()
+        # (half, kind, seed) -> model -> metric -> list over the trial's unreviewed planted images
+        acc = {(tr.half, tr.kind, tr.seed): trial_feedback(data, tr, method, scheme) for tr in trials}
+        n_eval = np.mean([len(v["confidence"]["hit@1"]) for v in acc.values()])
+        names = [name for name in next(iter(acc.values())) if not name.startswith("_")]
+        stats = {m: np.mean([x for v in acc.values() for x in v["_marks"][m]]) for m in ("marks", "fixed", "shared_pair")}
+
+        def seeds_of(half: str, name: str, metric: str, acc=acc) -> np.ndarray:
+            # per seed: the mean over kinds of the per-trial mean (as region_per_seed)
+            seeds = sorted({s for (h, _, s) in acc if h == half})
+            return np.array([np.nanmean([np.mean(acc[(half, kd, s)][name][metric]) if acc[(half, kd, s)][name][metric]
+                                         else np.nan for kd in KINDS]) for s in seeds])  # fmt: skip
+
+        halves = [h for h in ("tune", "held") if any(key[0] == h for key in acc)]
+        rows = []
+        for name in names:
+            row = [name]
+            for h in halves:
+                for m in ("hit@1", "hit@3"):
+                    v = seeds_of(h, name, m)
+                    row.append(fmt(v) if name == "confidence" else f"{fmt(v)} ({np.mean(v - seeds_of(h, 'confidence', m)):+.3f})")
+            rows.append(row)
+        print(f"\n-- reviewer scheme {scheme}: {n_eval:.1f} unreviewed planted images per trial "
+              f"({time.perf_counter() - t:.0f} s); (+x) = paired gain over no feedback")
+        print_table(["order"] + [f"{h}:{m}" for h in halves for m in ("hit@1", "hit@3")], rows)
+        print(f"   marks per trial {stats['marks']:.1f} ({stats['fixed']:.2f} fixed); share of the unreviewed "
+              f"planted regions whose (given, predicted) pair was marked not_an_error: {stats['shared_pair']:.2f}")
+        if "tune" not in halves or "held" not in halves:
+            continue
+        for model, params in FEEDBACK_GRID.items():
+            best = max(params, key=lambda p: sum(seeds_of("tune", f"{model}({p:g})", m).mean() for m in ("hit@1", "hit@3")))
+            name = f"{model}({best:g})"
+            parts = []
+            for m in ("hit@1", "hit@3"):
+                base = seeds_of("held", "confidence", m)
+                d = seeds_of("held", name, m) - base
+                spread = max(d.std(), base.std())
+                parts.append(f"{m} {d.mean():+.3f}±{d.std():.3f} (spread {spread:.3f}, "
+                             f"{'HELPS' if d.mean() > spread else 'within noise' if d.mean() > -spread else 'HURTS'})")
+            print(f"   held-out, {name} (best on tune) - no feedback: " + "; ".join(parts))
+
+
 # -- tuning ---------------------------------------------------------------------
 def tune(data: Dataset, methods: Sequence[Method], trials: Sequence[Trial]) -> List[Method]:
     """Grid search of each method's ``grid`` on the tune half's trials;
@@ -643,6 +916,8 @@ def parse_args(argv=None):
     ap.add_argument("--tune", action="store_true", help="grid-search parameters on the tune half first")
     ap.add_argument("--methods", nargs="*", help="method names to run (default: all)")
     ap.add_argument("--regions-only", action="store_true", help="only the region ranking (which region first?)")
+    ap.add_argument("--feedback", action="store_true",
+                    help="only the reviewer-feedback simulation (softmin regions, ~15 s)")
     return ap.parse_args(argv)
 
 
@@ -695,6 +970,10 @@ def main(argv=None) -> int:
     print(f"random ranking: AUROC 0.5, P@k {n_bad / n_half:.2f}, AP {random_ap(n_half, n_bad):.3f} "
           f"({n_bad} of {n_half})")
 
+    if args.feedback:
+        run_feedback(data, trials)
+        print(f"total {time.perf_counter() - t0:.0f} s")
+        return 0
     if args.regions_only:
         run_regions(data, trials)
         print(f"total {time.perf_counter() - t0:.0f} s")
