@@ -28,7 +28,7 @@ _LAZY = {
     "LazyModel": "segqual_fo.adapters.models",
     "review_progress": "segqual_fo.fo.review",
     "mark_regions": "segqual_fo.fo.review",
-    "onnx_model": "segqual_fo.adapters.models",
+    "onnx_model": "segqual_fo.adapters.onnx",
     "fix_regions": "segqual_fo.fo.fix",
     "FixResults": "segqual_fo.fo.fix",
 }

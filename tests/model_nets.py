@@ -60,7 +60,7 @@ def build_logged_onnx(path: str, log_dir: str):
     import os
     import uuid
 
-    from segqual_fo.adapters.models import OnnxModel
+    from segqual_fo.adapters.onnx import OnnxModel
 
     with open(os.path.join(log_dir, f"{os.getpid()}-{uuid.uuid4().hex[:8]}"), "w"):
         pass

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import segqual_fo
-from segqual_fo.adapters.models import BatchedModel, describe_model, LazyModel, OnnxModel, onnx_model, read_rgb
+from segqual_fo.adapters.models import BatchedModel, LazyModel, describe_model, read_rgb
+from segqual_fo.adapters.onnx import OnnxModel, onnx_model
 from segqual_fo.errors import InvalidInputError
 from tests.core.helpers import blob_labels
 from tests.model_nets import conv_net_numpy, make_conv_net
