@@ -239,3 +239,18 @@ def run_fresh_worker(cmd, env, what: str) -> dict:
         raise RuntimeError(f"{what} failed:\n{stderr[-4000:]}")
     return json.loads(stdout.strip().splitlines()[-1])
 
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``--size`` values: ``HxW`` (e.g. 256x512) or one number for a square."""
+    import argparse
+
+    try:
+        parts = [int(x) for x in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 256x512) or one number, got {text!r}")
+    return parts[0], parts[1]

@@ -146,7 +146,7 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import machine_info, print_table, run_fresh_worker  # noqa: E402
+from _common import machine_info, parse_size, print_table, run_fresh_worker  # noqa: E402
 from _datasets import LABEL_FIELD, Datasets, load_average, raise_on_sigterm  # noqa: E402
 
 DATASET_PREFIX = "segqual-bench-model"
@@ -564,18 +564,6 @@ def worker(spec_path: str) -> None:
 
 
 # -- main -------------------------------------------------------------------------------------------
-def parse_size(text: str) -> Tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 256x512) or one number, got {text!r}")
-    return parts[0], parts[1]
-
-
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=None, help=f"images (default {DEFAULT.n}; quick {QUICK.n})")

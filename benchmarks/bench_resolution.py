@@ -91,7 +91,7 @@ if REPO_ROOT not in sys.path:
 if HERE not in sys.path:
     sys.path.insert(1, HERE)
 
-from _common import machine_info, make_probs, max_rss_mb, print_table, run_fresh_worker, vm_hwm_mb  # noqa: E402
+from _common import machine_info, make_probs, max_rss_mb, parse_size, print_table, run_fresh_worker, vm_hwm_mb  # noqa: E402
 from _datasets import (  # noqa: E402
     LABEL_FIELD,
     Datasets,
@@ -254,18 +254,6 @@ def run_worker(spec: dict, spec_path: str) -> dict:
 
 
 # -- main ---------------------------------------------------------------------------------------
-def parse_size(text: str) -> Tuple[int, int]:
-    try:
-        parts = [int(x) for x in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) == 1:
-        parts *= 2
-    if len(parts) != 2 or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 1024x2048) or one number, got {text!r}")
-    return parts[0], parts[1]
-
-
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", choices=("big", "tiny", "all"), default="all")

@@ -110,6 +110,14 @@ def write_png_atomic(path: str, image: np.ndarray, kind: Optional[str] = None) -
     ok, encoded = cv2.imencode(".png", image, png_params(kind))
     if not ok:
         raise OSError(f"OpenCV could not encode a PNG for {path}")
+    write_bytes_atomic(path, encoded)
+
+
+def write_bytes_atomic(path: str, data) -> None:
+    """Writes ``data`` (bytes or a buffer) to a temporary name in the same
+    directory (mode 0644), then renames it to ``path``: a crash leaves the
+    old file or the new one, never half a file. The directory is created
+    only when it does not exist yet."""
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}-{name}")
     try:
@@ -119,7 +127,7 @@ def write_png_atomic(path: str, image: np.ndarray, kind: Optional[str] = None) -
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         try:
-            view = memoryview(encoded).cast("B")
+            view = memoryview(data).cast("B")
             while view:
                 view = view[os.write(fd, view) :]
         finally:

@@ -18,13 +18,12 @@ confident model several times more (the README has measured numbers).
 from __future__ import annotations
 
 import io
-import os
-import secrets
 import zipfile
 
 import numpy as np
 
 from segqual_fo.adapters.probs import softmax
+from segqual_fo.writers.files import write_bytes_atomic
 
 #: The array name inside the ``.npz`` files.
 PROBS_KEY = "probs"
@@ -58,17 +57,5 @@ def write_probs_npz(path: str, probs: np.ndarray) -> int:
         with zf.open(PROBS_KEY + ".npy", "w", force_zip64=True) as fp:
             np.lib.format.write_array(fp, np.ascontiguousarray(probs), allow_pickle=False)
     data = buffer.getvalue()
-    directory, name = os.path.split(path)
-    os.makedirs(directory or ".", exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(6)}-{name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+    write_bytes_atomic(path, data)
     return len(data)
