@@ -34,13 +34,13 @@ def quantize_probs(scores: np.ndarray, *, logits: bool = False) -> np.ndarray:
 
     Probabilities are used as given (clipped to [0, 1]); ``logits`` are
     softmaxed over K first. A pixel whose every class rounds to 0 (only
-    possible with K > 510) keeps 1 on its most likely class, so no pixel is
+    possible with K >= 510) keeps 1 on its most likely class, so no pixel is
     stored as all zeros.
     """
     p = softmax(scores, axis=0) if logits else np.asarray(scores, dtype=np.float32)
     q = np.empty(p.shape, dtype=np.uint8)
     np.rint(np.clip(p * 255.0, 0.0, 255.0), out=q, casting="unsafe")
-    if p.shape[0] > 510:
+    if p.shape[0] >= 510:  # max p >= 1/K, and round(255/510) = round(0.5) = 0
         dead = ~q.any(axis=0)
         if dead.any():
             rows, cols = np.nonzero(dead)

@@ -296,6 +296,10 @@ def test_save_probabilities_then_score_within_quantisation(make_dataset, net, tm
     assert paths == [str(tmp_path / "p8" / f"{i}.npz") for i in ds.values("id")]
     assert saved.bytes_written == sum(os.path.getsize(p) for p in paths)
     for fp, p in zip(ds.values("filepath"), paths):
+        import zipfile
+
+        with zipfile.ZipFile(p) as zf:  # compressed, as the storage figures say
+            assert [i.compress_type for i in zf.infolist()] == [zipfile.ZIP_DEFLATED]
         with np.load(p, allow_pickle=False) as z:
             assert z.files == ["probs"]
             q = z["probs"]
@@ -360,6 +364,11 @@ def test_quantize_probs_rounds_and_never_stores_an_empty_pixel():
     flat[7] += 1e-4
     q = quantize_probs(flat)
     assert q.sum() == 1 and q[7, 0, 0] == 1
+    # at K = 510 a uniform pixel is 0.5 everywhere, which rounds (to even) to 0
+    even = np.full((510, 1, 1), 1.0 / 510, np.float32)
+    assert quantize_probs(even).sum() == 1
+    # values a little outside [0, 1] (a model's float error) saturate, never wrap around
+    np.testing.assert_array_equal(quantize_probs(np.array([[[-0.01]], [[1.003]]]))[:, 0, 0], [0, 255])
 
 
 # ---------------------------------------------------------------- FiftyOne models
