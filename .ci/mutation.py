@@ -587,11 +587,47 @@ def collect_results(root: Path):
                     rec.update(diff=diff, line=line, function=pretty_function(func),
                                original=[l[1:] for l in diff.splitlines() if l.startswith("-") and not l.startswith("---")],
                                mutated=[l[1:] for l in diff.splitlines() if l.startswith("+") and not l.startswith("+++")])
+                if status == "survived":
+                    rec["kind"] = survivor_kind(rec)
                 results.append(rec)
         return results
     finally:
         os.chdir(here)
         sys.path.remove(str(root))
+
+
+def _tokens(lines):
+    """(type, text) tokens of some source lines, tolerating unclosed brackets."""
+    import io
+    import tokenize
+    out = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO("\n".join(l.strip() for l in lines) + "\n").readline):
+            if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                              tokenize.ENDMARKER, tokenize.COMMENT):
+                out.append((t.type, t.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass  # a line cut out of a longer statement: the tokens so far
+    return out
+
+
+def survivor_kind(rec) -> str:
+    """A triage hint for a surviving mutant, not a verdict.
+
+    ``display``: in ``core/display.py`` (pictures); ``text``: only string
+    literals differ between the original and the mutated lines (mostly
+    message wording, but a changed key or mode string is text too, so read
+    them); ``other``: everything else (read these one by one).
+    """
+    import tokenize
+    if rec.get("file", "").endswith("core/display.py"):
+        return "display"
+    a, b = _tokens(rec.get("original") or []), _tokens(rec.get("mutated") or [])
+    if a and b and len(a) == len(b) and a != b and all(
+        x == y or (x[0] == y[0] == tokenize.STRING) for x, y in zip(a, b)
+    ):
+        return "text"
+    return "other"
 
 
 def pretty_function(mangled: str) -> str:
@@ -632,6 +668,10 @@ def report(label, results, elapsed, tests, show_no_tests):
     if nt:
         s2 = killed / (killed + survived + nt)
         print(f"score, counting 'no tests' as survivors: {s2:.1%}")
+    kinds = Counter(r.get("kind") or survivor_kind(r) for r in results if r["status"] == "survived")
+    if kinds:
+        print("survivors by kind (a hint; read them): "
+              + ", ".join(f"{k} {kinds[k]}" for k in ("other", "text", "display") if kinds.get(k)))
     by_file = defaultdict(list)
     for r in results:
         if r["status"] in ("survived", "timeout", "suspicious", "segfault") or (
@@ -645,7 +685,7 @@ def report(label, results, elapsed, tests, show_no_tests):
         print()
         print(f"## {f}  ({sum(r['status'] == 'survived' for r in by_file[f])} survived)")
         for r in sorted(by_file[f], key=lambda r: (r["line"] or 0, _mutant_sort_key(r["mutant"]))):
-            tag = "" if r["status"] == "survived" else f" [{r['status']}]"
+            tag = f" <{r.get('kind') or survivor_kind(r)}>" if r["status"] == "survived" else f" [{r['status']}]"
             print(f"  {f}:{r['line']}  {r['function']}  ({r['mutant'].rpartition('.')[2]}){tag}")
             for o in r["original"]:
                 print(f"      - {o.strip()}")
