@@ -205,6 +205,42 @@ def run_pipeline(dataset, method: str, output_dir: str) -> float:
     return elapsed
 
 
+def floor_costs(dataset, records: List[dict], output_dir: str) -> dict:
+    """Seconds of the least any run that writes its results into FiftyOne
+    must do beyond reading: store one number per sample (one bulk
+    ``set_values``, no per-sample round trips), and create the two output
+    PNG files per image (a heatmap and an issue mask of the mask's size,
+    encoded and written as the pipeline does). Not the pipeline's code
+    paths: lower bounds to compare the pipeline / read ratio with."""
+    import cv2
+
+    from segqual_fo.writers.files import write_png_atomic
+
+    values = [float(i) / len(records) for i in range(len(records))]
+    t0 = time.perf_counter()
+    dataset.set_values("floor_score", values)
+    db_s = time.perf_counter() - t0
+    os.makedirs(output_dir, exist_ok=True)
+    images = []
+    for r in records:  # the images first, outside the timing
+        shape = cv2.imread(r["mask_path"], cv2.IMREAD_UNCHANGED).shape[:2]
+        images.append(np.full(shape, 128, np.uint8))
+    t0 = time.perf_counter()
+    for i, image in enumerate(images):
+        write_png_atomic(os.path.join(output_dir, f"{i}-heatmap.png"), image, "heatmap")
+        write_png_atomic(os.path.join(output_dir, f"{i}-issues.png"), image, "issues")
+    files_s = time.perf_counter() - t0
+    import fiftyone as fo
+
+    heatmaps = [fo.Heatmap(map=image, range=[0, 255]) for image in images]
+    masks = [fo.Segmentation(mask=image) for image in images]
+    t0 = time.perf_counter()
+    dataset.set_values("floor_heatmap", heatmaps)
+    dataset.set_values("floor_issues", masks)
+    inline_s = time.perf_counter() - t0
+    return {"floor_db_s": db_s, "floor_files_s": files_s, "floor_inline_s": inline_s}
+
+
 def worker(spec_path: str) -> None:
     """Runs in a fresh subprocess: reads, scores, prints one JSON line."""
     with open(spec_path) as f:
@@ -223,6 +259,7 @@ def worker(spec_path: str) -> None:
         rss_before = max_rss_mb()
         seconds = run_pipeline(dataset, method, os.path.join(out, "all"))
         peak, hwm = max_rss_mb(), vm_hwm_mb()
+        floors = floor_costs(dataset, records, os.path.join(out, "floor")) if spec.get("floor") else {}
         datasets.delete(dataset)
         read_after = read_inputs(records)
         one = datasets.create(records[:1], k, tag=f"{spec['case']}-{method[:3]}-one")
@@ -240,6 +277,7 @@ def worker(spec_path: str) -> None:
         "vm_hwm_mb": hwm,
         "rss_imports_mb": rss_imports,
         "rss_before_mb": rss_before,
+        **floors,
     }))
 
 
@@ -321,7 +359,8 @@ def main(argv: Optional[list] = None) -> int:
                   "(flushed, then read once: a warm page cache)")
             for method in METHODS:
                 spec = dict(case=case.name, method=method, k=case.k, records=records,
-                            output_dir=os.path.join(tmp, "out", f"{case.name}-{method}"))
+                            output_dir=os.path.join(tmp, "out", f"{case.name}-{method}"),
+                            floor=method == METHODS[0])
                 r = run_worker(spec, os.path.join(tmp, f"spec-{case.name}-{method}.json"))
                 versions.add(r["fiftyone"])
                 results[case.name, method] = r
@@ -349,6 +388,26 @@ def main(argv: Optional[list] = None) -> int:
           "plus one image); "
           "marginal = (pipeline - 1-sample) / (N - 1), and its ratio to read ms/img; "
           "RSS before = after imports, the read pass and building the dataset")
+
+    floor_rows = []
+    for (name, method), r in results.items():
+        if "floor_db_s" in r:
+            read = r["read_s"]
+            floor_rows.append([
+                name, f"{r['floor_db_s'] / read:.2f}x", f"{r['floor_files_s'] / read:.2f}x",
+                f"{(read + r['floor_db_s'] + r['floor_files_s']) / read:.2f}x",
+                f"{r['floor_inline_s'] / read:.2f}x",
+                f"{r['pipeline_s'] / read:.1f}x",
+            ])
+    if floor_rows:
+        print("\n== What any run must do beyond reading, as multiples of the read time (same process) ==")
+        print_table(["case", "store 1 number/sample", "create 2 PNGs/image", "read + both (floor)",
+                     "2 arrays/sample inline in the DB", "pipeline"], floor_rows)
+        print("  store = one bulk set_values of a float field; create = encode and atomically write a "
+              "heatmap and an issue-mask PNG of the mask's size per image; inline = the same two images stored in the "
+              "sample documents (fo.Heatmap(map=...), fo.Segmentation(mask=...), two bulk set_values) instead "
+              "of files. A pipeline / read target "
+              "below the floor cannot be met while each image's outputs are separate files.")
 
     print("\n  targets (issue 14):")
     targets = []
