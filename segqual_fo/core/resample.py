@@ -163,8 +163,13 @@ class LowResProbs:
         self.cols = _axis_taps(w, out_w, self.dtype)
         x0, x1, wx0, wx1 = self.cols
         s = sums.astype(self.dtype)
-        #: (h,W) the sums interpolated along rows: ``top``/``bot`` of S
-        self.row_sums = s[:, x0] * wx0 + s[:, x1] * wx1
+        #: (h,W) the sums interpolated along rows: ``top``/``bot`` of S. C
+        #: order: ``s[:, x0]`` comes out column-major, which made every row
+        #: read of it a strided one
+        rs = s.take(x0, axis=1)
+        rs *= wx0
+        rs += s.take(x1, axis=1) * wx1
+        self.row_sums = rs
 
     # -- array-like surface ------------------------------------------------
     @property
@@ -350,8 +355,12 @@ class LowResProbs:
             a *= wy0[ys, None]  # top (1 - fy) + bot fy
             b *= wy1[ys, None]
             a += b
-            np.multiply(rs[y0[ys]], wy0[ys, None], out=b)  # the same for S
-            np.multiply(rs[y1[ys]], wy1[ys, None], out=c)
+            # the same for S; rows taken into the strip buffers, not fancy
+            # indexed (rs[y0[ys]] made two fresh strip-sized arrays)
+            np.take(rs, y0[ys], axis=0, out=b, mode="clip")
+            b *= wy0[ys, None]
+            np.take(rs, y1[ys], axis=0, out=c, mode="clip")
+            c *= wy1[ys, None]
             b += c
             with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: unvalidated zero sums
                 np.divide(a, b, out=out[ys])
