@@ -667,10 +667,12 @@ def _resampled_evidence(
       reaches the label's value ``s`` only where ``2 s <= 1 + tol``. Those
       pixels, and the ignored ones, are the candidates the dense path uses
       too (its extra ``pmax > s`` test cannot fire without ``2 s <= 1 +
-      tol`` on normalised input); their K values come from
-      :meth:`LowResProbs.at`, in chunks, and the argmax is taken on them as
-      the dense path does. Everywhere else the argmax is the label. With
-      ``argmax_below``, only candidates scoring below it are read.
+      tol`` on normalised input); :meth:`LowResProbs.argmax_at` gives
+      their argmax and maximum, equal to those of their K values from
+      :meth:`LowResProbs.at`, computing only the classes that can reach the
+      maximum (most candidates need none: their label's value provably
+      is). Everywhere else the argmax is the label. With ``argmax_below``,
+      only candidates scoring below it are read.
     - ``pred_prob``: the dense path's ``pmax`` at every pixel: computed at
       the candidates, and equal to ``s`` elsewhere (the label's value is the
       maximum there). Consumers read it only where ``pred != label``
@@ -731,18 +733,16 @@ def _resampled_evidence(
         pred = lab.astype(dtype, order="C")  # written through flat views below
         pmax = scores.copy()
         if idx.size:
-            step = probs.chunk_pixels  # K x step values at a time
-            flat_pred, flat_pmax = pred.reshape(-1), pmax.reshape(-1)
-            for c0 in range(0, idx.size, step):
-                q = idx[c0 : c0 + step]
-                sub = probs.at(q)  # (K, n)
-                m = sub.max(axis=0)
-                if np.isnan(m).any():
-                    r, c = divmod(int(q[np.argmax(np.isnan(m))]), w)
-                    raise InvalidProbabilitiesError(
-                        f"{name('pred_probs')} holds NaN values (first at row {r}, col {c}).", index=index
-                    )
-                flat_pred[q] = argmax_first(sub, m, dtype)
-                flat_pmax[q] = m
+            # the classes that cannot be the maximum are skipped (validated
+            # values are finite, as argmax_at needs); the label's value is
+            # the gathered score (NaN where ignored: no shortcut there)
+            arg, m = probs.argmax_at(idx, dtype, labels=lab.reshape(-1)[idx], scores=scores.reshape(-1)[idx])
+            if np.isnan(m).any():
+                r, c = divmod(int(idx[np.argmax(np.isnan(m))]), w)
+                raise InvalidProbabilitiesError(
+                    f"{name('pred_probs')} holds NaN values (first at row {r}, col {c}).", index=index
+                )
+            pred.reshape(-1)[idx] = arg
+            pmax.reshape(-1)[idx] = m
         ev.pred, ev.pred_prob = pred, pmax
     return ev

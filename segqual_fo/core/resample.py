@@ -12,10 +12,12 @@ computes interpolated values only where they are asked for:
 
 - :meth:`LowResProbs.gather`: the value of each pixel's own class (4 reads
   of that channel and an interpolated sum per pixel, independent of K);
-- :meth:`LowResProbs.at`: all K values at chosen pixels (the argmax);
+- :meth:`LowResProbs.at`: all K values at chosen pixels;
+- :meth:`LowResProbs.argmax_at`: the largest value and its class at chosen
+  pixels (the argmax), computing only the classes that can be the largest;
 - :meth:`LowResProbs.dense`: the whole (K,H,W) array, the reference.
 
-All three evaluate the same float expression, so their values are
+All of them evaluate the same float expression, so their values are
 bit-identical: scores computed through :meth:`gather` equal scores computed
 from :meth:`dense` fed to the same functions as a plain array.
 
@@ -52,9 +54,9 @@ else (float32, float16, uint8) in float32; the stored sums are accumulated
 in float64 (uint32 for uint8) and rounded once.
 
 Memory: the stored array is kept in the computation dtype (K x h x w), plus
-the horizontally interpolated sums (h x W). :meth:`gather` and :meth:`at`
-work in strips, so their temporaries are a few arrays of a strip's size;
-only :meth:`dense` (by design) returns K x H x W values.
+the horizontally interpolated sums (h x W). :meth:`gather`, :meth:`at` and
+:meth:`argmax_at` work in strips, so their temporaries are a few arrays of a
+strip's size; only :meth:`dense` (by design) returns K x H x W values.
 
 Validation (:meth:`LowResProbs.validate`) checks the stored values, where
 they live: finite, non-negative, per-pixel sums of 1 (within 1e-3; 1e-2 for
@@ -64,7 +66,7 @@ resolution). The interpolated values are then normalised by construction.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +78,14 @@ _SUPPORTED = (np.dtype(np.uint8), np.dtype(np.float16), np.dtype(np.float32), np
 # at(): K x pixels). Small enough for the temporaries to stay in cache.
 _STRIP_PIXELS = 1 << 16
 _CHUNK_VALUES = 1 << 20
+# argmax_at: a class is skipped when its largest corner value is this much
+# (relatively) below another class's smallest one, far above the 6 float
+# roundings between the corners and a value; and only where the leading
+# value is above these floors (relative to the largest stored sum, and
+# absolute), so that no value involved is near the float range's bottom.
+_PRUNE_MARGIN = 2.0**-16
+_PRUNE_FLOOR_REL = 2.0**-60
+_PRUNE_FLOOR_ABS = 2.0**-100
 
 
 def _axis_taps(n_in: int, n_out: int, dtype: np.dtype):
@@ -163,8 +173,13 @@ class LowResProbs:
         self.cols = _axis_taps(w, out_w, self.dtype)
         x0, x1, wx0, wx1 = self.cols
         s = sums.astype(self.dtype)
-        #: (h,W) the sums interpolated along rows: ``top``/``bot`` of S
-        self.row_sums = s[:, x0] * wx0 + s[:, x1] * wx1
+        #: (h,W) the sums interpolated along rows: ``top``/``bot`` of S. C
+        #: order: ``s[:, x0]`` comes out column-major, which made every row
+        #: read of it a strided one
+        rs = s.take(x0, axis=1)
+        rs *= wx0
+        rs += s.take(x1, axis=1) * wx1
+        self.row_sums = rs
 
     # -- array-like surface ------------------------------------------------
     @property
@@ -279,6 +294,19 @@ class LowResProbs:
             return rs[y0[ys]] * wy0[ys, None] + rs[y1[ys]] * wy1[ys, None]
         return rs[y0[ys], xs] * wy0[ys] + rs[y1[ys], xs] * wy1[ys]
 
+    def _den_at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """``_den(ys, xs)`` read through flat indices (the same values; two
+        index arrays into a 2-D array are several times slower)."""
+        y0, y1, wy0, wy1 = self.rows
+        rs = self.row_sums.reshape(-1)
+        out_w = self.shape[2]
+        top = rs.take(y0[ys] * out_w + xs)
+        top *= wy0[ys]
+        bot = rs.take(y1[ys] * out_w + xs)
+        bot *= wy1[ys]
+        top += bot
+        return top
+
     def gather(self, labels: npt.ArrayLike, out: Optional[np.ndarray] = None) -> np.ndarray:
         """Each pixel's value of its own class: ``dense()[labels[y, x], y, x]``
         without the other K - 1 channels.
@@ -350,8 +378,12 @@ class LowResProbs:
             a *= wy0[ys, None]  # top (1 - fy) + bot fy
             b *= wy1[ys, None]
             a += b
-            np.multiply(rs[y0[ys]], wy0[ys, None], out=b)  # the same for S
-            np.multiply(rs[y1[ys]], wy1[ys, None], out=c)
+            # the same for S; rows taken into the strip buffers, not fancy
+            # indexed (rs[y0[ys]] made two fresh strip-sized arrays)
+            np.take(rs, y0[ys], axis=0, out=b, mode="clip")
+            b *= wy0[ys, None]
+            np.take(rs, y1[ys], axis=0, out=c, mode="clip")
+            c *= wy1[ys, None]
             b += c
             with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: unvalidated zero sums
                 np.divide(a, b, out=out[ys])
@@ -370,11 +402,7 @@ class LowResProbs:
             InvalidInputError: for an index outside the grid
         """
         k, out_h, out_w = self.shape
-        idx = np.asarray(pixels).reshape(-1)
-        if idx.dtype.kind not in "iu":
-            raise ShapeMismatchError(f"pixel indices must be integers; got dtype {idx.dtype}.")
-        if idx.size and (idx.min() < 0 or idx.max() >= out_h * out_w):
-            raise ShapeMismatchError(f"pixel indices must be in 0..{out_h * out_w - 1} (an {out_h}x{out_w} grid).")
+        idx = self._pixel_indices(pixels)
         h, w = self.stored_shape
         y0, y1, wy0, wy1 = self.rows
         x0, x1, wx0, wx1 = self.cols
@@ -396,6 +424,198 @@ class LowResProbs:
             with np.errstate(invalid="ignore", divide="ignore"):
                 np.divide(top, self._den(ys, xs), out=out[:, c0 : c0 + top.shape[1]])
         return out
+
+    def _pixel_indices(self, pixels: npt.ArrayLike) -> np.ndarray:
+        """Flat pixel indices, checked (see :meth:`at`)."""
+        k, out_h, out_w = self.shape
+        idx = np.asarray(pixels).reshape(-1)
+        if idx.dtype.kind not in "iu":
+            raise ShapeMismatchError(f"pixel indices must be integers; got dtype {idx.dtype}.")
+        if idx.size and (idx.min() < 0 or idx.max() >= out_h * out_w):
+            raise ShapeMismatchError(f"pixel indices must be in 0..{out_h * out_w - 1} (an {out_h}x{out_w} grid).")
+        return idx
+
+    def argmax_at(
+        self,
+        pixels: npt.ArrayLike,
+        dtype: npt.DTypeLike = np.intp,
+        *,
+        labels: Optional[np.ndarray] = None,
+        scores: Optional[np.ndarray] = None,
+    ) -> Tuple[np.ndarray, np.ndarray]:
+        """The largest of the K values at some pixels and its class (the
+        first one on ties), computing only the classes that can be it.
+
+        Bit for bit ``(v.argmax(axis=0), v.max(axis=0))`` for ``v =
+        self.at(pixels)``, on finite stored values (what :meth:`validate`
+        lets through); a pixel whose interpolated sum is 0 has NaN for every
+        class, and gets a NaN maximum and an unspecified class.
+
+        # Algorithm
+        A pixel's value of class c is ``N_c / D``: ``N_c`` is a weighted
+        mean of the stored ``p_c`` at the four corners of the pixel's stored
+        cell, ``D`` the same of the stored sums, shared by every class. So
+        ``N_c`` lies between the smallest and the largest corner value,
+        ``lo_c`` and ``hi_c``, to float rounding (6 roundings of at most
+        2**-24 each, and weights that sum to 1 within 2**-24). Two bounds
+        follow, each with a relative margin of 2**-16, far above that
+        rounding, and each used only where the values involved are far from
+        the bottom of the float range (above ``max stored sum * 2**-60`` and
+        ``2**-100``; a zero sum, which gives NaN, never qualifies):
+
+        - the label's own value ``s`` (``labels``/``scores`` given): when
+          every other class has ``hi_c (1 + 2**-16) < s D (1 - 2**-16)``,
+          their values stay strictly below ``s`` after the shared division
+          and its rounding, so the maximum is ``s`` and its class the label,
+          and nothing else is computed (most low-confidence pixels: the
+          model is unsure, not wrong);
+        - otherwise, with ``L = max_c lo_c``: a class with ``hi_c (1 +
+          2**-16) < L (1 - 2**-16)`` stays strictly below the class that
+          reaches ``L``, so it can be neither the maximum nor tie with it.
+          The other classes ("live": 2 to 4 of 19 per cell on the
+          benchmark) are computed by the same float operations as
+          :meth:`at` and compared in class order with ``>``, so the first
+          maximum wins as in ``argmax``.
+
+        Args:
+            pixels: flat (row-major) indices into the (H,W) grid
+            dtype (intp): the class dtype to return
+            labels (None): each pixel's label class, with ``scores``
+            scores (None): each pixel's value of its label class
+                (:meth:`gather`'s); NaN where unknown (e.g. ignored pixels)
+
+        Returns:
+            ``(pred, pmax)``: (n,) classes in ``dtype`` and (n,) maxima in
+            the computation dtype
+
+        Raises:
+            ShapeMismatchError: for an index outside the grid
+        """
+        idx = self._pixel_indices(pixels)
+        k, out_h, out_w = self.shape
+        h, w = self.stored_shape
+        x0 = self.cols[0]
+        y0 = self.rows[0]
+        one = self.dtype.type
+        up, down = one(1 + _PRUNE_MARGIN), one(1 - _PRUNE_MARGIN)
+        floor = one(max(float(self.stored_sums.max()) * _PRUNE_FLOOR_REL, _PRUNE_FLOOR_ABS))
+        by_class = self.values.reshape(k, h * w)
+        pred = np.empty(idx.size, dtype=dtype)
+        pmax = np.empty(idx.size, dtype=self.dtype)
+        step = self.chunk_pixels
+        for c0 in range(0, idx.size, step):
+            q = idx[c0 : c0 + step]
+            ys, xs = np.divmod(q, out_w)
+            cell = y0.take(ys)
+            cell *= w
+            cell += x0.take(xs)  # the top-left corner of each pixel's stored cell
+            # the chunk's distinct cells (q is usually sorted: a band of rows)
+            first_cell = int(cell.min())
+            local = cell - first_cell
+            seen = np.zeros(int(local.max()) + 1, dtype=bool)
+            seen[local] = True
+            cells = np.flatnonzero(seen)
+            slot = np.empty(seen.size, dtype=np.intp)
+            slot[cells] = np.arange(cells.size)
+            slot = slot.take(local)  # each pixel's cell among the distinct ones
+            cells += first_cell
+            cy, cx = np.divmod(cells, w)
+            right = cells + (cx < w - 1)  # x1 = min(x0 + 1, w - 1)
+            below = (cy < h - 1) * w
+            corner = by_class.take(cells, axis=1)  # (K, cells)
+            lo, hi = corner.copy(), corner
+            for where in (right, cells + below, right + below):
+                corner = by_class.take(where, axis=1)
+                np.minimum(lo, corner, out=lo)
+                np.maximum(hi, corner, out=hi)
+            hi *= up
+            den = self._den_at(ys, xs)
+            rest = slice(None)
+            if labels is not None:
+                lab = np.asarray(labels).reshape(-1)[c0 : c0 + step]
+                s = np.asarray(scores).reshape(-1)[c0 : c0 + step]
+                # the largest hi of a class other than the label, per pixel:
+                # the cell's largest, or its second largest where the label
+                # holds the largest
+                top_class = hi.argmax(axis=0)
+                top = hi.max(axis=0)
+                hi[top_class, np.arange(cells.size)] = -1
+                second = hi.max(axis=0)
+                hi[top_class, np.arange(cells.size)] = top
+                other = np.where(top_class.take(slot) == lab, second.take(slot), top.take(slot))
+                with np.errstate(invalid="ignore"):
+                    bound = s * den
+                    settled = (bound > floor) & (other < bound * down)
+                rest = np.flatnonzero(~settled)
+                out = c0 + np.flatnonzero(settled)
+                pred[out] = lab[settled]
+                pmax[out] = s[settled]
+            lead = lo.max(axis=0)
+            live = hi >= lead * down  # (K, cells)
+            live[:, ~(lead > floor)] = True
+            got_pred, got_max = self._max_over(live, q[rest], slot[rest], cell[rest], ys[rest], xs[rest], den[rest])
+            pred[c0 + np.arange(q.size)[rest]] = got_pred
+            pmax[c0 + np.arange(q.size)[rest]] = got_max
+        return pred, pmax
+
+    def _max_over(self, live, q, slot, cell, ys, xs, den) -> Tuple[np.ndarray, np.ndarray]:
+        """Maximum and first argmax at pixels ``q`` over each pixel's live
+        classes (``live``: (K, cells) bool; ``slot``: each pixel's cell),
+        computed as :meth:`at` computes values."""
+        n = q.size
+        if n == 0:
+            return np.empty(0, np.intp), np.empty(0, self.dtype)
+        k = self.shape[0]
+        h, w = self.stored_shape
+        hw = h * w
+        y0, y1, wy0, wy1 = self.rows
+        x0, x1, wx0, wx1 = self.cols
+        flat = self.values.reshape(-1)
+        live = np.ascontiguousarray(live.T)  # (cells, K): each cell's classes in order
+        counts = live.sum(axis=1, dtype=np.intp)
+        classes = np.flatnonzero(live.reshape(-1))
+        classes %= k
+        starts = np.cumsum(counts) - counts
+        # pixels by their number of live classes, most first, so that the
+        # pixels with more than r live classes are a prefix
+        n_live = counts.take(slot)
+        order = np.argsort((k - n_live).astype(np.uint16 if k < 65535 else np.uint32), kind="stable")
+        n_live = n_live.take(order)
+        starts = starts.take(slot.take(order))
+        qy, qx = ys.take(order), xs.take(order)
+        corner00 = cell.take(order)
+        dx = (x1 - x0).take(qx)
+        dy = ((y1 - y0) * w).take(qy)
+        u0, u1, v0, v1 = wx0.take(qx), wx1.take(qx), wy0.take(qy), wy1.take(qy)
+        den = den.take(order)
+        prefix = n - np.cumsum(np.bincount(n_live, minlength=int(n_live[0]) + 1))  # pixels with > r classes
+        best = arg = None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for r in range(int(n_live[0])):
+                m = int(prefix[r])
+                cls = classes.take(starts[:m] + r)
+                i00 = cls * hw
+                i00 += corner00[:m]
+                top = flat.take(i00) * u0[:m]
+                top += flat.take(i00 + dx[:m]) * u1[:m]
+                i00 += dy[:m]
+                bot = flat.take(i00) * u0[:m]
+                bot += flat.take(i00 + dx[:m]) * u1[:m]
+                top *= v0[:m]
+                bot *= v1[:m]
+                top += bot
+                top /= den[:m]
+                if best is None:
+                    best, arg = top, cls
+                    continue
+                better = top > best[:m]  # strictly: the first maximum stays
+                np.copyto(best[:m], top, where=better)
+                np.copyto(arg[:m], cls, where=better)
+        pred = np.empty(n, dtype=np.intp)
+        pmax = np.empty(n, dtype=self.dtype)
+        pred[order] = arg
+        pmax[order] = best
+        return pred, pmax
 
     def dense_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start..stop-1`` of :meth:`dense`: a C-contiguous

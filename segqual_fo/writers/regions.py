@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from segqual_fo.core.regions import LOCAL_FEATURES, region_features, region_logits, sigmoid
+from segqual_fo.core.regions import components_features, region_logits, sigmoid
 
 
 @dataclass
@@ -54,10 +54,6 @@ class IssueRegion:
     confidence: Optional[float] = None
 
 
-def _majority(values: np.ndarray) -> int:
-    return int(np.bincount(values.astype(np.intp)).argmax())
-
-
 def find_regions(
     issues: np.ndarray,
     labels: np.ndarray,
@@ -71,7 +67,9 @@ def find_regions(
     first.
 
     Every region of at least ``min_area`` pixels gets its local evidence
-    (:func:`~segqual_fo.core.regions.region_features`); the ``max_regions``
+    (:func:`~segqual_fo.core.regions.region_features`, computed for all of
+    them at once by :func:`~segqual_fo.core.regions.components_features`);
+    the ``max_regions``
     with the highest local confidence are kept, in that order (ties: the
     larger first, then the first found in raster order).
 
@@ -92,43 +90,33 @@ def find_regions(
         return []
     n, comp, stats, _ = cv2.connectedComponentsWithStats(issues.astype(np.uint8), connectivity=8)
     h, w = issues.shape
-    regions = []
-    for i in range(1, n):
-        area = int(stats[i, cv2.CC_STAT_AREA])
-        if area < min_area:
-            continue
-        x, y = int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP])
-        bw, bh = int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])
-        # the box grown by one pixel (inside the image) holds the region's ring
-        y0, x0, y1, x1 = max(y - 1, 0), max(x - 1, 0), min(y + bh + 1, h), min(x + bw + 1, w)
-        window = comp[y0:y1, x0:x1] == i
-        box = window[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw]
-        given = _majority(labels[y : y + bh, x : x + bw][box])
-        predicted = _majority(pred[y : y + bh, x : x + bw][box])
-        f = region_features(window, labels[y0:y1, x0:x1], pixel_scores[y0:y1, x0:x1], given, predicted)
-        regions.append(
-            IssueRegion(
-                bounding_box=(x / w, y / h, bw / w, bh / h),
-                mask=np.ascontiguousarray(box),
-                given_class=given,
-                predicted_class=predicted,
-                area=area,
-                mean_score=f["mean_score"],
-                min_score=f["min_score"],
-                ring_given=f["ring_given"],
-                ring_predicted=f["ring_predicted"],
-                ring_score=f["ring_score"],
-                thickness=f["thickness"],
-            )
-        )
-    if not regions:
+    ids = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)
+    ids = ids[ids > 0]
+    if ids.size == 0:
         return []
-    logits = region_logits({k: np.array([getattr(r, k) for r in regions]) for k in LOCAL_FEATURES})
-    areas = np.array([r.area for r in regions])
-    order = np.lexsort((-areas, -logits))[:max_regions]  # stable: raster order breaks the last ties
+    given, predicted, f = components_features(comp, ids, labels, pred, pixel_scores)
+    logits = region_logits(f)
+    order = np.lexsort((-f["area"], -logits))[:max_regions]  # stable: raster order breaks the last ties
     confidence = sigmoid(logits)
     out = []
     for j in order:
-        regions[j].confidence = float(confidence[j])
-        out.append(regions[j])
+        i = int(ids[j])
+        x, y = int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP])
+        bw, bh = int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])
+        out.append(
+            IssueRegion(
+                bounding_box=(x / w, y / h, bw / w, bh / h),
+                mask=np.ascontiguousarray(comp[y : y + bh, x : x + bw] == i),
+                given_class=int(given[j]),
+                predicted_class=int(predicted[j]),
+                area=int(stats[i, cv2.CC_STAT_AREA]),
+                mean_score=float(f["mean_score"][j]),
+                min_score=float(f["min_score"][j]),
+                ring_given=float(f["ring_given"][j]),
+                ring_predicted=float(f["ring_predicted"][j]),
+                ring_score=float(f["ring_score"][j]),
+                thickness=float(f["thickness"][j]),
+                confidence=float(confidence[j]),
+            )
+        )
     return out

@@ -128,3 +128,113 @@ def test_find_regions_keeps_the_most_likely_errors_first():
     # max_regions keeps the most likely ones, not the largest
     (top,) = find_regions(issues, labels, pred, scores, min_area=16, max_regions=1)
     assert top.area == 36
+
+
+# ---------------------------------------------------------------------------
+# components_features (all regions at once) is region_features (one region
+# at a time), value for value; find_regions built on it is the per-region
+# loop it replaced
+
+
+def _per_region_find_regions(issues, labels, pred, pixel_scores, *, min_area=1, max_regions=100):
+    """find_regions as it was: region_features on each region's window."""
+    import cv2
+
+    if not issues.any():
+        return []
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(issues.astype(np.uint8), connectivity=8)
+    h, w = issues.shape
+    regions = []
+    for i in range(1, n):
+        area = int(stats[i, cv2.CC_STAT_AREA])
+        if area < min_area:
+            continue
+        x, y = int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP])
+        bw, bh = int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])
+        y0, x0, y1, x1 = max(y - 1, 0), max(x - 1, 0), min(y + bh + 1, h), min(x + bw + 1, w)
+        window = comp[y0:y1, x0:x1] == i
+        box = window[y - y0 : y - y0 + bh, x - x0 : x - x0 + bw]
+        given = int(np.bincount(labels[y : y + bh, x : x + bw][box].astype(np.intp)).argmax())
+        predicted = int(np.bincount(pred[y : y + bh, x : x + bw][box].astype(np.intp)).argmax())
+        f = region_features(window, labels[y0:y1, x0:x1], pixel_scores[y0:y1, x0:x1], given, predicted)
+        regions.append(dict(f, bounding_box=(x / w, y / h, bw / w, bh / h), mask=box.copy(), given_class=given,
+                            predicted_class=predicted))
+    if not regions:
+        return []
+    logits = region_logits({k: np.array([r[k] for r in regions]) for k in LOCAL_FEATURES})
+    areas = np.array([r["area"] for r in regions])
+    order = np.lexsort((-areas, -logits))[:max_regions]
+    confidence = sigmoid(logits)
+    return [dict(regions[j], confidence=float(confidence[j])) for j in order]
+
+
+def _assert_same_regions(got, expected):
+    assert len(got) == len(expected)
+    for r, e in zip(got, expected):
+        for key in ("bounding_box", "given_class", "predicted_class", "area", *LOCAL_FEATURES, "confidence"):
+            a, b = getattr(r, key), e[key]
+            assert a == b or (a != a and b != b), (key, a, b)  # bit for bit (NaN == NaN)
+            assert type(a) is type(b), (key, type(a), type(b))
+        np.testing.assert_array_equal(r.mask, e["mask"])
+
+
+def _random_case(rng, h, w, k, dtype, *, density, nan_share, fill=False):
+    """Issue pixels: blobs plus scattered noise (many tiny regions), some
+    touching the image's edges; ignored (NaN) pixels around and inside."""
+    issues = rng.random((h, w)) < density
+    for _ in range(rng.integers(1, 6)):
+        r, c = rng.integers(0, h), rng.integers(0, w)
+        issues[max(r - 3, 0) : r + rng.integers(1, 8), max(c - 4, 0) : c + rng.integers(1, 9)] = True
+    if fill:
+        issues[:] = True
+    labels = rng.integers(0, k, size=(h, w)).astype(np.uint8)
+    labels[: h // 2] = rng.integers(0, k)  # majorities with ties and without
+    pred = np.where(issues, rng.integers(0, k, size=(h, w)), 255).astype(np.uint8)
+    scores = rng.random((h, w)).astype(dtype)
+    scores[rng.random((h, w)) < nan_share] = np.nan
+    scores[rng.random((h, w)) < 0.2] = dtype(0.25)  # ties (a minimum reached twice)
+    return issues, labels, pred, scores
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(6))
+def test_components_features_equal_region_features(seed, dtype):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 60)), int(rng.integers(1, 90))
+    issues, labels, pred, scores = _random_case(
+        rng, h, w, int(rng.integers(1, 30)), dtype, density=rng.choice([0.02, 0.2, 0.6]), nan_share=rng.choice([0, 0.1])
+    )
+    for min_area in (1, 3, 16):
+        for max_regions in (100, 5):
+            got = find_regions(issues, labels, pred, scores, min_area=min_area, max_regions=max_regions)
+            expected = _per_region_find_regions(issues, labels, pred, scores, min_area=min_area, max_regions=max_regions)
+            _assert_same_regions(got, expected)
+
+
+def test_components_features_edge_cases():
+    rng = np.random.default_rng(7)
+    # one region filling the whole image (no ring); a single pixel; a
+    # region with ignored (NaN) pixels inside; regions on every edge
+    for h, w in [(1, 1), (1, 7), (6, 1), (9, 13)]:
+        issues, labels, pred, scores = _random_case(rng, h, w, 4, np.float32, density=0.3, nan_share=0.0, fill=True)
+        _assert_same_regions(find_regions(issues, labels, pred, scores), _per_region_find_regions(issues, labels, pred, scores))
+    issues = np.zeros((8, 9), bool)
+    issues[0, :] = issues[:, 0] = issues[-1, 4:] = issues[3:5, -1] = True
+    issues[4, 4] = True
+    labels = np.arange(72).reshape(8, 9).astype(np.uint8) % 5
+    pred = np.where(issues, 2, 255).astype(np.uint8)
+    scores = np.linspace(0, 1, 72, dtype=np.float32).reshape(8, 9)
+    scores[0, 3] = scores[1, 1] = scores[5, 5] = np.nan  # inside, on a ring, elsewhere
+    got = find_regions(issues, labels, pred, scores)
+    _assert_same_regions(got, _per_region_find_regions(issues, labels, pred, scores))
+    assert any(r.area == 1 for r in got)
+    # identical regions: the order falls back to area, then raster order
+    issues = np.zeros((10, 40), bool)
+    for c in (2, 12, 22, 32):
+        issues[3:6, c : c + 3] = True
+    labels = np.zeros((10, 40), np.uint8)
+    pred = np.where(issues, 1, 255).astype(np.uint8)
+    scores = np.full((10, 40), 0.5, np.float32)
+    got = find_regions(issues, labels, pred, scores)
+    _assert_same_regions(got, _per_region_find_regions(issues, labels, pred, scores))
+    assert [r.bounding_box[0] for r in got] == sorted(r.bounding_box[0] for r in got)

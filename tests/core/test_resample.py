@@ -27,6 +27,7 @@ from tests.core.helpers import (
     assert_lowres_equals_dense,
     fullres_labels,
     lowres_model,
+    nearest,
     softmax_probs,
 )
 
@@ -133,6 +134,156 @@ def test_gather_at_and_dense_are_bit_identical(k, h, w, out_h, out_w, dtype, see
     np.testing.assert_array_equal(a.pixel_scores, b.pixel_scores)
     np.testing.assert_array_equal(a.pred, b.pred)
     np.testing.assert_array_equal(a.pred_prob, b.pred_prob)
+
+
+# --------------------------------------------------------------------------
+# argmax_at: the classes that cannot be the maximum are skipped
+
+
+def _reference_argmax(lr, pixels):
+    """argmax (first maximum) and maximum of all K values, from at()."""
+    v = lr.at(pixels)
+    return v.argmax(axis=0), v.max(axis=0)
+
+
+def _assert_argmax_at_exact(lr, pixels, labels=None, scores=None):
+    pred, pmax = lr.argmax_at(pixels, np.uint16, labels=labels, scores=scores)
+    ref_pred, ref_max = _reference_argmax(lr, pixels)
+    assert pred.dtype == np.uint16 and pmax.dtype == lr.dtype
+    np.testing.assert_array_equal(pmax, ref_max)  # NaN where the sum is 0, as at() gives
+    ok = ~np.isnan(ref_max)
+    np.testing.assert_array_equal(pred[ok], ref_pred[ok])
+
+
+def _stored(rng, k, small, dtype, sharpness):
+    p = softmax_probs(rng.normal(size=(k, *small)) * sharpness)
+    return np.round(p * 255).astype(np.uint8) if dtype == "uint8" else p.astype(dtype)
+
+
+@settings(max_examples=60)
+@given(
+    k=st.sampled_from([1, 2, 3, 5, 19, 40]),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    out_h=st.integers(1, 40),
+    out_w=st.integers(1, 40),
+    dtype=st.sampled_from(["uint8", "float16", "float32", "float64"]),
+    sharpness=st.sampled_from([0.0, 0.3, 3.0, 12.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_argmax_at_is_the_argmax_of_all_k_values(k, h, w, out_h, out_w, dtype, sharpness, seed):
+    # sharpness 0 makes every class equal (ties everywhere), 12 one class
+    # per stored pixel (most classes skipped); uint8 adds exact ties
+    rng = np.random.default_rng(seed)
+    lr = LowResProbs(_stored(rng, k, (h, w), dtype, sharpness), (out_h, out_w))
+    n = out_h * out_w
+    pixels = rng.integers(0, n, size=rng.integers(0, 3 * n))  # unsorted, repeated, maybe none
+    _assert_argmax_at_exact(lr, pixels)
+    # with each pixel's label and its gathered value (NaN: unknown)
+    lab = rng.integers(0, k, size=(out_h, out_w))
+    s = lr.gather(lab)
+    s[rng.random(s.shape) < 0.1] = np.nan
+    _assert_argmax_at_exact(lr, pixels, lab.reshape(-1)[pixels], s.reshape(-1)[pixels])
+    # the model's argmax as the label: its value is the maximum everywhere
+    lab = lr.dense().argmax(axis=0)
+    all_px = np.arange(n)
+    _assert_argmax_at_exact(lr, all_px, lab.reshape(-1), lr.gather(lab).reshape(-1))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float16", "float32", "float64"])
+@pytest.mark.parametrize(
+    "k, small, full",
+    [(19, (24, 40), (96, 160)), (19, (13, 17), (101, 67)), (5, (20, 30), (40, 60)), (7, (9, 11), (72, 88)), (150, (12, 16), (48, 64))],
+    ids=["stride4", "odd", "stride2", "stride8", "k150"],
+)
+def test_argmax_at_over_many_chunks(rng, k, small, full, dtype):
+    # a plausible model (labelled class boosted), every pixel, in chunks of
+    # chunk_pixels; the labels mostly agree with the model
+    stored, truth = lowres_model(rng, k, small, np.dtype(dtype).type)
+    lr = LowResProbs(stored, full)
+    lab = fullres_labels(rng, truth, full, k)
+    n = full[0] * full[1]
+    assert lr.chunk_pixels < n
+    pixels = np.arange(n)
+    s = lr.gather(lab).reshape(-1)
+    _assert_argmax_at_exact(lr, pixels)
+    _assert_argmax_at_exact(lr, pixels, lab.reshape(-1), s)
+    low = np.flatnonzero(s * 2 <= 1.001)  # what pixel_evidence asks for
+    _assert_argmax_at_exact(lr, low, lab.reshape(-1)[low], s[low])
+
+
+def test_argmax_at_skips_most_classes_of_a_confident_model(rng, monkeypatch):
+    # not a vacuous shortcut: with labels, most pixels are settled by the
+    # label's own value; without, few of the 19 classes are computed
+    truth = nearest(rng.integers(0, 19, size=(3, 4)), (24, 40))
+    x = rng.normal(size=(19, 24, 40)) * 1.5
+    np.put_along_axis(x, truth[None], np.take_along_axis(x, truth[None], 0) + 6.0, 0)
+    lr = LowResProbs(np.round(softmax_probs(x) * 255).astype(np.uint8), (96, 160))
+    lab = nearest(truth, (96, 160)).reshape(-1)
+    computed = []
+    real = LowResProbs._max_over
+
+    def counting(self, live, q, slot, *args):
+        computed.append((q.size, int(live.sum(axis=0).take(slot).sum())))
+        return real(self, live, q, slot, *args)
+
+    monkeypatch.setattr(LowResProbs, "_max_over", counting)
+    pixels = np.arange(lab.size)
+    _assert_argmax_at_exact(lr, pixels, lab, lr.gather(lab.reshape(96, 160)).reshape(-1))
+    assert 0 < sum(c[0] for c in computed) < pixels.size / 4
+    computed.clear()
+    _assert_argmax_at_exact(lr, pixels)
+    assert sum(c[0] for c in computed) == pixels.size
+    assert sum(c[1] for c in computed) < pixels.size * 19 / 4
+
+
+def test_argmax_at_exact_ties_give_the_first_class():
+    # classes 1 and 3 equal everywhere and leading at some cells: the
+    # first of them wins, also when the label is the later one
+    rng = np.random.default_rng(5)
+    p = softmax_probs(rng.normal(size=(4, 5, 6)))
+    p[3] = p[1]
+    p[1, :, :3] += 1.0
+    p[3, :, :3] += 1.0
+    p /= p.sum(axis=0)
+    for dtype in (np.float32, np.float64, np.uint8):
+        stored = np.round(p * 255).astype(np.uint8) if dtype == np.uint8 else p.astype(dtype)
+        lr = LowResProbs(stored, (20, 24))
+        lab = np.full((20, 24), 3)
+        pixels = np.arange(20 * 24)
+        s = lr.gather(lab).reshape(-1)
+        _assert_argmax_at_exact(lr, pixels, lab.reshape(-1), s)
+        pred, _ = lr.argmax_at(pixels, labels=lab.reshape(-1), scores=s)
+        assert (pred.reshape(20, 24)[:, :8] == 1).all()  # left of the stored column 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_argmax_at_near_the_bottom_of_the_float_range(rng, dtype):
+    # subnormal and tiny values, and stored pixels whose every class is 0
+    # (a zero sum: NaN values, at() and argmax_at alike)
+    tiny = np.finfo(dtype).tiny
+    p = softmax_probs(rng.normal(size=(4, 6, 7)) * 4).astype(dtype)
+    p[:, 0, :] *= tiny  # subnormal or 0
+    p[:, 1, :] *= tiny * 2**30
+    p[:, 2, 2] = 0
+    p[1, 3, 3] = tiny / 4
+    lr = LowResProbs(p, (23, 29))
+    pixels = np.arange(23 * 29)
+    lab = rng.integers(0, 4, size=pixels.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = lr.gather(lab.reshape(23, 29)).reshape(-1)
+    _assert_argmax_at_exact(lr, pixels)
+    _assert_argmax_at_exact(lr, pixels, lab, s)
+
+
+def test_argmax_at_checks_the_pixels(rng):
+    lr = LowResProbs(_stored(rng, 3, (4, 5), "float32", 1.0), (8, 10))
+    with pytest.raises(ShapeMismatchError):
+        lr.argmax_at([80])
+    with pytest.raises(ShapeMismatchError, match="integers"):
+        lr.argmax_at([0.5])
+    pred, pmax = lr.argmax_at(np.array([], dtype=np.intp), np.uint8)
+    assert pred.shape == pmax.shape == (0,) and pred.dtype == np.uint8
 
 
 def test_hand_values():
@@ -291,13 +442,13 @@ def test_argmax_below_reads_only_low_scores(rng, monkeypatch):
     labels, lowres = _images(rng, 1, 5, (10, 14), (37, 53), np.uint8, ignore=255)
     lab, lr = labels[0], lowres[0]
     read = []
-    real_at = LowResProbs.at
+    real_argmax_at = LowResProbs.argmax_at
 
-    def counting_at(self, pixels):
+    def counting_argmax_at(self, pixels, *args, **kwargs):
         read.append(np.asarray(pixels).copy())
-        return real_at(self, pixels)
+        return real_argmax_at(self, pixels, *args, **kwargs)
 
-    monkeypatch.setattr(LowResProbs, "at", counting_at)
+    monkeypatch.setattr(LowResProbs, "argmax_at", counting_argmax_at)
     full = pixel_evidence(lab, lr, ignore=(255,), with_argmax=True)
     n_full = sum(r.size for r in read)
     read.clear()
