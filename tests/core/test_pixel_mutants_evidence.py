@@ -1,0 +1,219 @@
+"""Scores, argmax and range/sum checks of ``pixel_evidence``: the cases the
+mutation run of ``core/pixel.py`` showed untested.
+
+Oracles are hand-made arrays and plain ``np.argmax`` (first maximum on ties,
+as cleanlab). Probabilities at the model's resolution are built with a
+:class:`LowResProbs` read at its own size: then every pixel's values are the
+stored ones divided by their stored sum (no interpolation), which is easy to
+write down by hand.
+"""
+
+import numpy as np
+import pytest
+
+from segqual_fo.core import LowResProbs, pixel_evidence
+from segqual_fo.errors import InvalidProbabilitiesError, ShapeMismatchError
+
+
+def _same_size(p):
+    p = np.asarray(p)
+    return LowResProbs(p, p.shape[1:])
+
+
+def _confident(k, h, w, label=0, dtype=np.float64):
+    """(K,H,W) with probability 1 on ``label`` everywhere."""
+    p = np.zeros((k, h, w), dtype=dtype)
+    p[label] = 1
+    return p
+
+
+# -- errors of the model-resolution path name the image ------------------------
+
+
+def _lowres_zero_sum_valid():
+    # stored pixel (1, 2) sums to 0: 0/0 at a scored pixel (unchecked sums)
+    p = _confident(3, 3, 4)
+    p[:, 1, 2] = 0
+    return np.zeros((3, 4), int), _same_size(p), {"check_probs": "none"}
+
+
+def _lowres_nan_stored():
+    p = _confident(3, 3, 4)
+    p[1, 2, 0] = np.nan
+    return np.zeros((3, 4), int), _same_size(p), {}
+
+
+def _lowres_3d_labels():
+    return np.zeros((1, 3, 4), int), _same_size(_confident(3, 3, 4)), {}
+
+
+def _lowres_other_shape():
+    return np.zeros((3, 5), int), _same_size(_confident(3, 3, 4)), {}
+
+
+@pytest.mark.parametrize(
+    "case, error, named, text",
+    [
+        (_lowres_3d_labels, ShapeMismatchError, "labels[5]", "expected (H, W)"),
+        (_lowres_other_shape, ShapeMismatchError, "pred_probs[5] is read at 3x4", "labels[5] is 3x5"),
+        (_lowres_nan_stored, InvalidProbabilitiesError, "pred_probs[5]", "NaN or infinite"),
+        (_lowres_zero_sum_valid, InvalidProbabilitiesError, "pred_probs[5]", "outside [0, 1]"),
+    ],
+)
+def test_lowres_errors_carry_index_and_name(case, error, named, text):
+    labels, probs, kw = case()
+    with pytest.raises(error) as info:
+        pixel_evidence(labels, probs, index=5, **kw)
+    assert info.value.index == 5
+    assert named in str(info.value)
+    assert text in str(info.value)
+
+
+def test_lowres_ignored_zero_sum_pixel_is_not_an_error_without_argmax():
+    # an unvalidated stored sum of 0 under an ignored pixel: its 0/0 is not
+    # a score, so it must not trip the [0, 1] check (NaN in the result)
+    p = np.zeros((2, 2, 3))
+    p[0] = [[0.75, 0.5, 0.0], [1.0, 0.25, 0.5]]
+    p[1] = [[0.25, 0.5, 0.0], [0.0, 0.75, 0.5]]  # pixel (0, 2): all zero
+    labels = np.array([[0, 1, 255], [0, 1, 1]])
+    ev = pixel_evidence(labels, _same_size(p), ignore=(255,), check_probs="none")
+    expected = np.array([[0.75, 0.5, np.nan], [1.0, 0.75, 0.5]])
+    np.testing.assert_array_equal(ev.pixel_scores, expected)
+    np.testing.assert_array_equal(ev.valid, ~np.isnan(expected))
+
+
+def test_lowres_nan_at_ignored_pixel_refused_with_argmax_naming_first_nan():
+    # with the argmax every pixel's maximum is checked for NaN, ignored ones
+    # included (as the full-resolution path does). Pixel (0, 1) is an
+    # earlier candidate (ignored, finite), the first NaN is at (1, 2).
+    p = _confident(3, 3, 4)
+    p[:, 1, 2] = 0
+    labels = np.zeros((3, 4), int)
+    labels[0, 1] = labels[1, 2] = 255
+    with pytest.raises(InvalidProbabilitiesError) as info:
+        pixel_evidence(labels, _same_size(p), ignore=(255,), with_argmax=True, check_probs="none", index=5)
+    assert info.value.index == 5
+    assert "pred_probs[5] holds NaN values (first at row 1, col 2)" in str(info.value)
+
+
+# -- the argmax at ignored pixels -----------------------------------------------
+
+
+def _mostly_ignored():
+    """K=3, 4x5, one scored pixel: the argmax of every ignored pixel is 2,
+    of the scored one 1 (its label)."""
+    p = np.zeros((3, 4, 5))
+    p[0], p[1], p[2] = 0.25, 0.125, 0.625
+    p[:, 3, 4] = [0.0, 1.0, 0.0]
+    labels = np.full((4, 5), 255)
+    labels[3, 4] = 1
+    return labels, p
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_argmax_at_ignored_pixels_is_the_model_argmax(lowres):
+    labels, p = _mostly_ignored()
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, np.argmax(p, axis=0))
+    ignored = labels == 255
+    np.testing.assert_array_equal(ev.pred_prob[ignored], 0.625)
+    assert ev.pred_prob[3, 4] == 1.0
+
+
+# -- ties ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_tie_at_one_half_gives_first_class(lowres):
+    # one uncertain pixel among confident ones (the sparse argmax path):
+    # label 1 ties with class 0 at 0.5, numpy's argmax says 0
+    p = _confident(2, 4, 5, label=1)
+    p[:, 2, 3] = 0.5
+    labels = np.ones((4, 5), int)
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, with_argmax=True)
+    expected = np.ones((4, 5), int)
+    expected[2, 3] = 0
+    np.testing.assert_array_equal(ev.pred, expected)
+    assert ev.pred_prob[2, 3] == 0.5
+
+
+def test_tie_at_the_sum_tolerance_gives_first_class():
+    # sums of 1 + tol are accepted; two classes at (1 + tol) / 2 then tie
+    # exactly where 2 s == 1 + tol
+    s = (1 + 1e-3) / 2
+    p = _confident(2, 4, 5, label=1)
+    p[:, 2, 3] = s
+    labels = np.ones((4, 5), int)
+    ev = pixel_evidence(labels, p, with_argmax=True, check_probs="full")
+    assert ev.pred[2, 3] == 0
+    assert np.count_nonzero(ev.pred == 0) == 1
+
+
+def test_unnormalized_tie_above_one_half_gives_first_class():
+    # raw scores can tie above 1/2: 2 s <= 1 + tol says nothing there
+    p = np.zeros((2, 4, 5))
+    p[1] = 3.0  # confident label 1 elsewhere
+    p[:, 1, 1] = 2.0
+    labels = np.ones((4, 5), int)
+    ev = pixel_evidence(labels, p, with_argmax=True, allow_unnormalized=True)
+    assert ev.unnormalized
+    expected = np.ones((4, 5), int)
+    expected[1, 1] = 0
+    np.testing.assert_array_equal(ev.pred, expected)
+
+
+# -- argmax_below: the argmax only where the score is below it ----------------
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_argmax_below_is_strict(lowres):
+    # pixel (0, 0) scores exactly argmax_below: not below, so pred is its
+    # label although class 1 is more likely; pixel (0, 1) scores less
+    p = _confident(2, 4, 5)
+    p[:, 0, 0] = [0.25, 0.75]
+    p[:, 0, 1] = [0.125, 0.875]
+    labels = np.zeros((4, 5), int)
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, with_argmax=True, argmax_below=0.25)
+    expected = np.zeros((4, 5), int)
+    expected[0, 1] = 1
+    np.testing.assert_array_equal(ev.pred, expected)
+
+
+def _uncertain(k=3, h=4, w=5):
+    """Every pixel uncertain (the dense argmax path): class 0 at 0.5, 1 at
+    0.125, 2 at 0.375; labels 2, scores 0.375."""
+    p = np.zeros((k, h, w))
+    p[0], p[1], p[2] = 0.5, 0.125, 0.375
+    return np.full((h, w), 2), p
+
+
+@pytest.mark.parametrize("unnormalized", [False, True])
+def test_argmax_below_keeps_the_label_elsewhere_on_the_dense_path(unnormalized):
+    labels, p = _uncertain()
+    below = np.full((4, 5), False)
+    below[1, 2] = below[3, 0] = below[3, 4] = True  # 3 of 20: dense path
+    p[2][below] = 0.25  # these score below 0.3
+    p[0][below] = 0.625
+    if unnormalized:
+        p[:, 0, 0] *= 4  # sums to 4 there; its label still scores 1.5
+    ev = pixel_evidence(
+        labels, p, with_argmax=True, argmax_below=0.3, allow_unnormalized=unnormalized
+    )
+    assert (ev.unnormalized is not None) == unnormalized
+    np.testing.assert_array_equal(ev.pred, np.where(below, 0, 2))
+
+
+# -- the sampled sum check ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", [1, 17, 113])
+def test_sampled_sum_check_reads_bands_of_rows(row):
+    # H=128: eight bands of 128 // 64 = 2 rows, 128 // 8 = 16 rows apart
+    # (rows 0-1, 16-17, ..., 112-113): a bad sum in a band's second row is
+    # found, and named by its row
+    h, w = 128, 6
+    p = _confident(2, h, w, dtype=np.float32)
+    p[1, row, 3] = 0.5  # label 0 still scores 1, the sum is 1.5
+    labels = np.zeros((h, w), int)
+    with pytest.raises(InvalidProbabilitiesError, match=rf"pixel \(row {row}, col 3\) sum to 1\.5"):
+        pixel_evidence(labels, p)
