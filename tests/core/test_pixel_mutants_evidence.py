@@ -217,3 +217,41 @@ def test_sampled_sum_check_reads_bands_of_rows(row):
     labels = np.zeros((h, w), int)
     with pytest.raises(InvalidProbabilitiesError, match=rf"pixel \(row {row}, col 3\) sum to 1\.5"):
         pixel_evidence(labels, p)
+
+
+def test_float64_sums_are_checked_in_float64():
+    # 1 + 1.000001e-3 is outside the tolerance; float32 sums would round it in
+    p = _confident(2, 2, 3)
+    p[:, 1, 2] = [0.5, 0.501000001]
+    labels = np.zeros((2, 3), int)
+    with pytest.raises(InvalidProbabilitiesError, match=r"pixel \(row 1, col 2\) sum to 1\.001"):
+        pixel_evidence(labels, p)
+
+
+# -- the argmax's dtype and batches --------------------------------------------
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+@pytest.mark.parametrize("k, dtype", [(3, np.uint8), (300, np.uint16)])
+def test_pred_dtype_is_the_smallest_class_dtype(lowres, k, dtype):
+    # one uncertain pixel among confident ones (the sparse argmax path)
+    p = _confident(k, 4, 5, label=1)
+    p[:2, 0, 0] = [0.75, 0.25]
+    labels = np.ones((4, 5), np.int64)
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, with_argmax=True)
+    assert ev.pred.dtype == dtype
+    expected = np.ones((4, 5), int)
+    expected[0, 0] = 0
+    np.testing.assert_array_equal(ev.pred, expected)
+
+
+def test_batch_argmax_on_the_sparse_path():
+    # three images, uncertain pixels in images 0 and 2 only (2 of 60 pixels:
+    # the candidates of each image are read from its own probabilities)
+    p = np.stack([_confident(3, 4, 5, label=2)] * 3)
+    p[0, :, 1, 1] = [0.125, 0.625, 0.25]
+    p[2, :, 3, 4] = [0.5, 0.125, 0.375]
+    labels = np.full((3, 4, 5), 2)
+    ev = pixel_evidence(labels, p, with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, np.argmax(p, axis=1))
+    np.testing.assert_array_equal(ev.pred_prob, p.max(axis=1))
