@@ -231,18 +231,31 @@ def test_float64_sums_are_checked_in_float64():
 # -- the argmax's dtype and batches --------------------------------------------
 
 
-@pytest.mark.parametrize("lowres", [False, True])
+@pytest.mark.parametrize("path", ["sparse", "dense", "lowres"])
 @pytest.mark.parametrize("k, dtype", [(3, np.uint8), (300, np.uint16)])
-def test_pred_dtype_is_the_smallest_class_dtype(lowres, k, dtype):
-    # one uncertain pixel among confident ones (the sparse argmax path)
+def test_pred_dtype_is_the_smallest_class_dtype(path, k, dtype):
+    # one uncertain pixel among confident ones (the sparse argmax path), or
+    # every pixel uncertain (the dense one)
     p = _confident(k, 4, 5, label=1)
-    p[:2, 0, 0] = [0.75, 0.25]
+    if path == "dense":
+        p[:2] = 0.5
+        p[:2, 0, 0] = [0.75, 0.25]
+    else:
+        p[:2, 0, 0] = [0.75, 0.25]
     labels = np.ones((4, 5), np.int64)
-    ev = pixel_evidence(labels, _same_size(p) if lowres else p, with_argmax=True)
+    ev = pixel_evidence(labels, _same_size(p) if path == "lowres" else p, with_argmax=True)
     assert ev.pred.dtype == dtype
-    expected = np.ones((4, 5), int)
-    expected[0, 0] = 0
-    np.testing.assert_array_equal(ev.pred, expected)
+    np.testing.assert_array_equal(ev.pred, np.argmax(p, axis=0))
+
+
+def test_argmax_only_when_requested():
+    p = _confident(2, 2, 3)
+    p[:, 0, 0] = 0.5
+    for probs in (p, _same_size(p)):
+        ev = pixel_evidence(np.zeros((2, 3), int), probs)
+        assert ev.pred is None and ev.pred_prob is None
+        with pytest.raises(ValueError, match="with_argmax=True"):
+            ev.disagree
 
 
 def test_batch_argmax_on_the_sparse_path():
@@ -255,3 +268,54 @@ def test_batch_argmax_on_the_sparse_path():
     ev = pixel_evidence(labels, p, with_argmax=True)
     np.testing.assert_array_equal(ev.pred, np.argmax(p, axis=1))
     np.testing.assert_array_equal(ev.pred_prob, p.max(axis=1))
+
+
+# -- errors of a batch name the image ------------------------------------------
+
+
+def _batch_bad_sum():
+    p = np.stack([_confident(2, 4, 5)] * 3)
+    p[1, 1, 2, 3] = 0.5  # label 0 scores 1, the sum is 1.5
+    return np.zeros((3, 4, 5), int), p, {}, r"pixel \(row 2, col 3\) sum to 1\.5"
+
+
+def _batch_score_above_one():
+    p = np.stack([_confident(2, 4, 5)] * 3)
+    p[1, 0, 2, 3] = 1.5
+    return np.zeros((3, 4, 5), int), p, {"check_probs": "none"}, r"self-confidence values outside \[0, 1\]"
+
+
+def _batch_negative_raw_score():
+    p = np.stack([_confident(2, 4, 5)] * 3)
+    p[1, :, 2, 3] = [2.0, -1.0]  # raw scores: 2 is allowed, -1 is not
+    return np.zeros((3, 4, 5), int), p, {"allow_unnormalized": True}, r"negative values .* row 2, col 3"
+
+
+def _batch_nan_at_ignored_pixel():
+    p = np.stack([_confident(2, 4, 5)] * 3)
+    p[1, :, 2, 3] = np.nan
+    labels = np.zeros((3, 4, 5), int)
+    labels[:, 2, 3] = 255
+    kw = {"ignore": (255,), "with_argmax": True, "check_probs": "none"}
+    return labels, p, kw, r"NaN values \(first at row 2, col 3\)"
+
+
+@pytest.mark.parametrize("index, named", [(None, 1), (10, 11)])
+@pytest.mark.parametrize(
+    "case", [_batch_bad_sum, _batch_score_above_one, _batch_negative_raw_score, _batch_nan_at_ignored_pixel]
+)
+def test_batch_errors_name_the_bad_image(case, index, named):
+    labels, p, kw, text = case()
+    with pytest.raises(InvalidProbabilitiesError, match=text) as info:
+        pixel_evidence(labels, p, index=index, **kw)
+    assert info.value.index == named
+    assert f"pred_probs[{named}]" in str(info.value)
+
+
+@pytest.mark.parametrize("shape", [(6,), (1, 1, 2, 3)])
+def test_labels_of_another_rank_are_named(shape):
+    p = _confident(2, 2, 3)
+    with pytest.raises(ShapeMismatchError) as info:
+        pixel_evidence(np.zeros(shape, int), p, index=5)
+    assert info.value.index == 5
+    assert f"labels[5] has shape {shape}" in str(info.value)
