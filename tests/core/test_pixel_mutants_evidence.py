@@ -319,3 +319,38 @@ def test_labels_of_another_rank_are_named(shape):
         pixel_evidence(np.zeros(shape, int), p, index=5)
     assert info.value.index == 5
     assert f"labels[5] has shape {shape}" in str(info.value)
+
+
+# -- shapes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "labels_shape, probs_shape, text",
+    [
+        ((4, 5), (4, 5), r"pred_probs\[5\] has shape \(4, 5\); expected \(K, H, W\)"),
+        ((3, 4, 5), (2, 2, 4, 5), r"a batch of labels \(3, 4, 5\) needs pred_probs \(B, K, H, W\); got \(2, 2, 4, 5\)"),
+        ((3, 4, 5), (3, 4, 5), r"a batch of labels \(3, 4, 5\) needs pred_probs \(B, K, H, W\); got \(3, 4, 5\)"),
+    ],
+)
+def test_probability_rank_and_batch_size_must_match(labels_shape, probs_shape, text):
+    with pytest.raises(ShapeMismatchError, match=text) as info:
+        pixel_evidence(np.zeros(labels_shape, int), np.full(probs_shape, 0.5), index=5)
+    assert info.value.index == 5
+
+
+@pytest.mark.parametrize(
+    "labels_hw, probs_hw, lowres_hint",
+    [
+        ((8, 6), (4, 3), True),  # both sides divide
+        ((9, 8), (3, 2), True),
+        ((9, 8), (2, 4), False),  # 9 rows are no multiple of 2 (8 columns are of 4)
+        ((8, 9), (4, 2), False),  # 8 rows are a multiple of 4, 9 columns not of 2
+        ((8, 6), (0, 3), False),  # empty probabilities: no hint, no ZeroDivisionError
+        ((8, 6), (4, 0), False),
+    ],
+)
+def test_shape_mismatch_hint_only_for_a_lower_resolution(labels_hw, probs_hw, lowres_hint):
+    p = np.full((2,) + probs_hw, 0.5)
+    with pytest.raises(ShapeMismatchError, match="pred_probs has shape") as info:
+        pixel_evidence(np.zeros(labels_hw, int), p)
+    assert ("pass LowResProbs(probs, " in str(info.value)) == lowres_hint
