@@ -351,6 +351,53 @@ def test_probability_rank_and_batch_size_must_match(labels_shape, probs_shape, t
 )
 def test_shape_mismatch_hint_only_for_a_lower_resolution(labels_hw, probs_hw, lowres_hint):
     p = np.full((2,) + probs_hw, 0.5)
-    with pytest.raises(ShapeMismatchError, match="pred_probs has shape") as info:
-        pixel_evidence(np.zeros(labels_hw, int), p)
-    assert ("pass LowResProbs(probs, " in str(info.value)) == lowres_hint
+    with pytest.raises(ShapeMismatchError) as info:
+        pixel_evidence(np.zeros(labels_hw, int), p, index=5)
+    h, w = labels_hw
+    msg = str(info.value)
+    assert info.value.index == 5
+    assert f"pred_probs[5] has shape {p.shape} but labels[5] is {labels_hw}; expected (K, {h}, {w})." in msg
+    assert ("pass LowResProbs(probs, " in msg) == lowres_hint
+    if lowres_hint:
+        assert f"pass LowResProbs(probs, ({h}, {w}))" in msg
+
+
+def test_probabilities_without_classes_are_refused():
+    with pytest.raises(ShapeMismatchError, match=r"pred_probs\[5\] has no class channels") as info:
+        pixel_evidence(np.zeros((2, 3), int), np.zeros((0, 2, 3)), index=5)
+    assert info.value.index == 5
+
+
+def _hand_scores():
+    p = np.zeros((2, 2, 3))
+    p[0] = [[0.75, 0.5, 0.0], [1.0, 0.25, 0.5]]
+    p[1] = 1 - p[0]
+    labels = np.array([[0, 1, 255], [0, 1, 1]])
+    return labels, p, np.array([[0.75, 0.5, np.nan], [1.0, 0.75, 0.5]])
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_out_receives_the_scores(lowres):
+    labels, p, expected = _hand_scores()
+    out = np.zeros((2, 3))
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), out=out)
+    np.testing.assert_array_equal(ev.pixel_scores, expected)
+    assert np.shares_memory(ev.pixel_scores, out)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    "out",
+    [
+        np.zeros((2, 3), np.float32),  # another dtype
+        np.zeros((3, 2)),  # another shape, same size
+        np.zeros((3, 2)).T,  # not C-contiguous
+    ],
+    ids=["dtype", "shape", "strided"],
+)
+@pytest.mark.parametrize("lowres", [False, True])
+def test_an_unfit_out_is_not_used(out, lowres):
+    labels, p, expected = _hand_scores()
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), out=out)
+    assert ev.pixel_scores.dtype == np.float64
+    np.testing.assert_array_equal(ev.pixel_scores, expected)
