@@ -401,3 +401,127 @@ def test_an_unfit_out_is_not_used(out, lowres):
     ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), out=out)
     assert ev.pixel_scores.dtype == np.float64
     np.testing.assert_array_equal(ev.pixel_scores, expected)
+
+
+# -- the range check of the self-confidence values --------------------------------
+
+
+def test_score_at_the_tolerance_is_accepted():
+    # a float64 pixel summing to exactly 1 + tol, all of it on the label
+    p = _confident(2, 2, 3)
+    p[:, 1, 1] = [1 + 1e-3, 0.0]
+    ev = pixel_evidence(np.zeros((2, 3), int), p, with_argmax=True)
+    assert ev.pixel_scores[1, 1] == 1 + 1e-3
+    assert ev.unnormalized is None
+
+
+def test_score_above_one_outside_the_sampled_rows_is_refused():
+    # H=16: the sampled sum check reads rows 0, 2, ..., 14; every score is
+    # range-checked, so row 5 is found anyway
+    p = _confident(2, 16, 4)
+    p[0, 5, 2] = 1.5
+    with pytest.raises(InvalidProbabilitiesError, match=r"pixel \(row 5, col 2\) sum to 1\.5"):
+        pixel_evidence(np.zeros((16, 4), int), p)
+
+
+def _edge_valid_images(n):
+    """n float64 (2,4,5) images, label 0 everywhere; image 0 holds a score
+    of 0 (class 1 certain) and one of exactly 1 + tol, both accepted."""
+    p = np.stack([_confident(2, 4, 5)] * n)
+    p[0, :, 0, 0] = [0.0, 1.0]
+    p[0, :, 0, 1] = [1 + 1e-3, 0.0]
+    return np.zeros((n, 4, 5), int), p
+
+
+@pytest.mark.parametrize("check_probs", ["none", "full"])
+@pytest.mark.parametrize(
+    "bad, text",
+    [
+        ([1.5, 0.0], r"sum to 1\.5|outside \[0, 1\]"),
+        ([-0.5, 1.5], r"outside \[0, 1\] \(min -0\.5, max 1\)"),
+        ([np.nan, 0.0], r"NaN or infinite|outside \[0, 1\]"),
+    ],
+    ids=["above-one", "negative", "nan"],
+)
+def test_first_bad_image_of_a_batch_is_named(check_probs, bad, text):
+    labels, p = _edge_valid_images(4)
+    p[2, :, 3, 1] = bad
+    p[3, :, 1, 1] = [0.5, 0.75]  # a later bad sum, label score within [0, 1]
+    with pytest.raises(InvalidProbabilitiesError, match=text) as info:
+        pixel_evidence(labels, p, check_probs=check_probs)
+    assert info.value.index == 2
+    assert str(info.value).startswith("pred_probs[2]")
+
+
+@pytest.mark.parametrize("check_probs", ["sample", "none"])
+@pytest.mark.parametrize(
+    "bad, text",
+    [(-1.0, "negative values"), (np.nan, "NaN or infinite"), (np.inf, "NaN or infinite")],
+    ids=["negative", "nan", "inf"],
+)
+def test_raw_scores_batch_error_names_the_image_with_the_bad_value(check_probs, bad, text):
+    # regression: image 0's raw score of 2 is allowed with
+    # allow_unnormalized; the error must name image 1 (its bad value), not
+    # image 0 for a sum that is no error here
+    p = np.stack([_confident(2, 4, 5)] * 3)
+    p[0, :, 1, 1] = [2.0, 0.0]
+    p[1, :, 2, 3] = [bad, 2.0]
+    with pytest.raises(InvalidProbabilitiesError, match=text) as info:
+        pixel_evidence(np.zeros((3, 4, 5), int), p, allow_unnormalized=True, check_probs=check_probs, index=7)
+    assert info.value.index == 8
+    assert str(info.value).startswith("pred_probs[8]")
+    assert "row 2, col 3" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "values, allow, text",
+    [
+        ([-1.0, 2.0], True, "pred_probs holds negative values"),  # raw scores, one negative
+        ([1.5, 0.0], False, "pred_probs: class probabilities"),  # a score and sum of 1.5
+        ([1.0, 0.5], False, "pred_probs: class probabilities"),  # a sum of 1.5
+    ],
+)
+def test_single_image_without_index_is_named_plainly(values, allow, text):
+    p = _confident(2, 2, 3)
+    p[:, 1, 2] = values
+    with pytest.raises(InvalidProbabilitiesError, match=text) as info:
+        pixel_evidence(np.zeros((2, 3), int), p, allow_unnormalized=allow, check_probs="full")
+    assert info.value.index is None
+
+
+# -- which images are flagged unnormalised ---------------------------------------
+
+
+def test_unnormalized_flags_from_the_scores():
+    # check_probs="none": only the scores tell; image 0 is at the edge but
+    # normalised, image 2 holds a raw score of 2
+    labels, p = _edge_valid_images(3)
+    p[2, :, 3, 1] = [2.0, 0.0]
+    ev = pixel_evidence(labels, p, allow_unnormalized=True, check_probs="none")
+    np.testing.assert_array_equal(ev.unnormalized, [False, False, True])
+    assert ev.unnormalized_note == "pred_probs[2]: class scores at pixel (row 3, col 1) sum to 2, not 1"
+
+
+def test_unnormalized_flags_from_scores_and_sums_are_combined():
+    # H=16 (sampled rows 0, 2, ..., 14): image 0's raw score of 2 at row 5
+    # is seen by the range check only, image 1's sum of 1.4 at row 0 by the
+    # sum check only
+    p = np.stack([_confident(2, 16, 4)] * 3)
+    p[0, :, 5, 2] = [2.0, 0.0]
+    p[1, :, 0, 3] = [0.5, 0.9]
+    ev = pixel_evidence(np.zeros((3, 16, 4), int), p, allow_unnormalized=True)
+    np.testing.assert_array_equal(ev.unnormalized, [True, True, False])
+    assert ev.unnormalized_note == "pred_probs[0]: class scores at pixel (row 5, col 2) sum to 2, not 1"
+
+
+@pytest.mark.parametrize("lowres", [False, True])
+def test_nan_at_an_ignored_pixel_is_no_score(lowres):
+    # unchecked sums (check_probs="none"), no argmax: a NaN under an
+    # ignored pixel is never read as a score
+    p = _confident(2, 3, 4)
+    p[:, 1, 2] = 0.0 if lowres else np.nan  # low resolution: 0/0
+    labels = np.zeros((3, 4), int)
+    labels[1, 2] = 255
+    ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), check_probs="none")
+    assert np.isnan(ev.pixel_scores[1, 2])
+    assert np.count_nonzero(ev.pixel_scores == 1) == 11
