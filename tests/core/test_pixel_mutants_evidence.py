@@ -239,9 +239,7 @@ def test_pred_dtype_is_the_smallest_class_dtype(path, k, dtype):
     p = _confident(k, 4, 5, label=1)
     if path == "dense":
         p[:2] = 0.5
-        p[:2, 0, 0] = [0.75, 0.25]
-    else:
-        p[:2, 0, 0] = [0.75, 0.25]
+    p[:2, 0, 0] = [0.75, 0.25]
     labels = np.ones((4, 5), np.int64)
     ev = pixel_evidence(labels, _same_size(p) if path == "lowres" else p, with_argmax=True)
     assert ev.pred.dtype == dtype
