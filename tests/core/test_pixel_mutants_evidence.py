@@ -523,3 +523,31 @@ def test_nan_at_an_ignored_pixel_is_no_score(lowres):
     ev = pixel_evidence(labels, _same_size(p) if lowres else p, ignore=(255,), check_probs="none")
     assert np.isnan(ev.pixel_scores[1, 2])
     assert np.count_nonzero(ev.pixel_scores == 1) == 11
+
+
+def test_full_check_reads_every_row():
+    # H=16: row 5 is outside the sampled rows; "full" finds its sum of 1.5
+    p = _confident(2, 16, 4)
+    p[1, 5, 2] = 0.5  # label 0 still scores 1
+    with pytest.raises(InvalidProbabilitiesError, match=r"pixel \(row 5, col 2\) sum to 1\.5"):
+        pixel_evidence(np.zeros((16, 4), int), p, check_probs="full")
+
+
+def test_unnormalized_flags_from_the_sums_only():
+    # scores within [0, 1], image 1's sums are 1.4: flagged by the sum check
+    p = np.stack([_confident(2, 4, 5)] * 2)
+    p[1, :, 2, 2] = [0.5, 0.9]
+    ev = pixel_evidence(np.zeros((2, 4, 5), int), p, allow_unnormalized=True)
+    np.testing.assert_array_equal(ev.unnormalized, [False, True])
+    assert ev.unnormalized_note == "pred_probs[1]: class scores at pixel (row 2, col 2) sum to 1.4, not 1"
+
+
+def test_single_image_evidence_keeps_probs_and_note():
+    p = _confident(2, 4, 5, dtype=np.float32)
+    p[:, 2, 2] = [0.5, 0.9]
+    ev = pixel_evidence(np.zeros((4, 5), int), p, allow_unnormalized=True, index=3)
+    assert ev.probs.shape == (2, 4, 5) and np.shares_memory(ev.probs, p)  # a view, no copy
+    assert ev.unnormalized.shape == () and ev.unnormalized
+    assert ev.unnormalized_note == "pred_probs[3]: class scores at pixel (row 2, col 2) sum to 1.4, not 1"
+    q = np.round(_confident(2, 4, 5) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(pixel_evidence(np.zeros((4, 5), int), q).probs, q / np.float32(255))
