@@ -582,7 +582,9 @@ def pixel_evidence(
         else:
             # NaN/inf, negative, or above 1: find the image, let the full
             # checks say what is wrong and where, else a plain message
-            bad = ~((per_img.min(axis=1) >= 0) & (per_img.max(axis=1) <= 1 + tol))
+            lo, hi = per_img.min(axis=1), per_img.max(axis=1)
+            # raw scores above 1 are allowed: only NaN/inf/negative name the image
+            bad = ~((lo >= 0) & (np.isfinite(hi) if allow_unnormalized else hi <= 1 + tol))
             b = int(np.argmax(bad))
             if allow_unnormalized:  # sums are no evidence here: look for the bad value
                 _check_finite_nonnegative(p[b : b + 1], _Namer(name.position(b), False))
