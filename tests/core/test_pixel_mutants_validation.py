@@ -379,3 +379,40 @@ def test_unnormalized_note_when_only_float32_rounding_flags_the_image(batched, i
     ev = pixel_evidence(lab, p, allow_unnormalized=True, index=index)
     assert ev.unnormalized.tolist() == ([False, True] if batched else True)
     assert re.match(re.escape(name) + "[ :]", ev.unnormalized_note), ev.unnormalized_note
+
+
+def test_uint8_limits_with_many_classes():
+    """255 - K is the floor for truncating quantisers: with K = 254 a sum of 1
+    is valid; with K = 256 a sum of 0 is still refused (it has no ratio)."""
+    q = np.zeros((254, 1, 2), np.uint8)
+    q[3, 0, 0] = 1
+    q[5, 0, 1] = 255
+    s = pixel_evidence(np.array([[3, 5]]), q).pixel_scores
+    np.testing.assert_array_equal(s, np.ones((1, 2), np.float32))
+    q = np.zeros((256, 1, 2), np.uint8)
+    q[0, 0, 1] = 255
+    with pytest.raises(InvalidProbabilitiesError, match=r"uint8 .*\(row 0, col 0\) sum to 0,"):
+        pixel_evidence(np.zeros((1, 2), int), q)
+
+
+def test_uint8_scores_are_the_ratio_rounded_once():
+    """uint8 scores are q / sum(q) rounded once to float32 (the exact ratio
+    of two integers, computed in float64 here): every label value 0..255
+    against every accepted sum 255 - K .. 255 + K."""
+    k = 4
+    totals = np.arange(255 - k, 255 + k + 1)
+    v = np.arange(256)[:, None]
+    q = np.zeros((k, v.size, totals.size), np.int64)
+    q[0] = v
+    rest = totals[None, :] - v  # what the other channels hold: -4 .. 259
+    q[1] = np.clip(rest, 0, 255)
+    q[2] = np.clip(rest - 255, 0, 255)
+    sums = q.sum(0)
+    ok = np.abs(sums - 255) <= k  # a label value above the total leaves too much
+    q[:, ~ok] = np.array([255, 0, 0, 0])[:, None]
+    sums = q.sum(0)
+    ev = pixel_evidence(np.zeros(v.size * totals.size, int).reshape(sums.shape), q.astype(np.uint8), with_argmax=True)
+    expected = (q[0] / sums).astype(np.float32)
+    assert ok.sum() > 2000
+    np.testing.assert_array_equal(ev.pixel_scores, expected)
+    np.testing.assert_array_equal(ev.pred_prob, (q.max(0) / sums).astype(np.float32))
