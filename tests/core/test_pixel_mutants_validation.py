@@ -213,10 +213,11 @@ def test_prepare_labels_names_the_mask_it_was_given(index):
 def test_prepare_labels_good_input():
     lab = np.array([[0, 2, 255], [7, 1, 255]])
     out, valid = prepare_labels(lab, K, (255, 7))  # several ignored values (np.isin)
-    assert out.tolist() == [[0, 2, 0], [0, 1, 0]]
+    assert out.tolist() == [[0, 2, 0], [0, 1, 0]] and out.dtype == lab.dtype
     assert valid.tolist() == [[True, True, False], [False, True, False]]
-    out, valid = prepare_labels(np.array([[0, 2, 255]]), K, (255,))  # one ignored value
-    assert out.tolist() == [[0, 2, 0]] and valid.tolist() == [[True, True, False]]
+    for dtype in (np.uint8, np.int32):  # one ignored value; the class map keeps its integer dtype
+        out, valid = prepare_labels(np.array([[0, 2, 255]], dtype), K, (255,))
+        assert out.tolist() == [[0, 2, 0]] and out.dtype == dtype and valid.tolist() == [[True, True, False]]
     out, valid = prepare_labels(np.array([[0, 2]]), K, (255,))  # nothing ignored here
     assert out.tolist() == [[0, 2]] and valid is None
     out, valid = prepare_labels(np.array([[-1, 2]], np.int16), K, (-1,))  # a negative ignore value
