@@ -201,3 +201,85 @@ def test_check_selection_refuses_naming_the_argument(kwargs, message):
     with pytest.raises(InvalidInputError) as err:
         check_selection(**kwargs)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("label_quality_issues", "label_quality"), "label_field 'label_quality_issues' is one of the output fields"),
+        (("ground_truth", "bad name"), "score_field must be a field name (letters, digits, underscores), got 'bad name'."),
+        (("ground_truth", "label_quality", "bad-name"),
+         "fixed_field must be a field name (letters, digits, underscores), got 'bad-name'."),
+    ],
+)
+def test_check_fix_target_names_the_bad_argument_before_reading_the_dataset(args, message):
+    from segqual_fo.fo.fix import check_fix_target
+
+    with pytest.raises(InvalidInputError) as err:
+        check_fix_target(None, *args)  # no dataset is needed to refuse these
+    assert message in str(err.value)
+
+
+def test_0_1_records_without_label_field_or_classes_are_refused(make_dataset):
+    from segqual_fo.fo.runs import TOOL
+
+    ds = make_dataset("segqual-fix-legacy")
+    ds.register_run("old", ds.init_run(tool=TOOL, method="softmin"))
+    with pytest.raises(FiftyOneInputError) as err:
+        fix_regions(ds, "ground_truth", tag="a", score_field="old")
+    assert str(err.value).startswith("the run 'old' scored None, not 'ground_truth': its regions describe that "
+                                     "field. Pass label_field=None, or the score_field")
+    ds.register_run("old2", ds.init_run(tool=TOOL, method="softmin", label_field="ground_truth"))
+    with pytest.raises(FiftyOneInputError) as err:
+        fix_regions(ds, "ground_truth", tag="a", score_field="old2")
+    assert str(err.value) == "the run 'old2' recorded no class list; score again."
+
+
+def test_a_run_recorded_without_output_dir_fixes_into_the_default_dir(ds, tmp_path, monkeypatch):
+    stored = build(ds, tmp_path)
+    config = ds.get_run_info("label_quality").config
+    config.output_dir = None
+    ds.update_run_config("label_quality", config)
+    monkeypatch.setattr(fo.config, "default_dataset_dir", str(tmp_path / "fo"))
+    tag_regions(ds, [region_id(ds, 0, *R1)])
+    res = fix_regions(ds, "ground_truth", tag="approve")
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", ds.name)
+    (path,) = res.files
+    assert os.path.dirname(path) == str(tmp_path / "fo" / "segqual" / safe / "ground_truth_fixed")
+    expected = stored[0].copy()
+    expected[R1] = 64
+    np.testing.assert_array_equal(read(path), expected)
+
+
+def test_a_second_run_its_outputs_and_its_regions(ds, tmp_path):
+    from segqual_fo import compute_label_quality
+    from tests.fo.test_fix import NAMES
+
+    stored = build(ds, tmp_path)
+    compute_label_quality(ds, "ground_truth", probs_field="probs_path", classes=NAMES, score_field="lq2",
+                          output_dir=str(tmp_path / "out"), progress=False)
+    for taken in ("lq2_issues", "lq2_regions", "lq2"):  # another run's outputs and key
+        with pytest.raises(InvalidInputError, match=f"fixed_field '{taken}' is written by a segqual run"):
+            fix_regions(ds, "ground_truth", tag="approve", fixed_field=taken)
+
+    box = [R1[1].start / W, R1[0].start / H, (R1[1].stop - R1[1].start) / W, (R1[0].stop - R1[0].start) / H]
+    (rid,) = [d.id for d in ds.first().lq2_regions.detections if np.allclose(d.bounding_box, box)]
+    ds.select_labels(ids=[rid], fields="lq2_regions").tag_labels("approve", label_fields="lq2_regions")
+    res = fix_regions(ds, "ground_truth", score_field="lq2", tag="approve", fixed_field="gt_lq2")
+    assert (res.num_regions, res.num_pixels) == (1, 18)
+    expected = stored[0].copy()
+    expected[R1] = 64
+    np.testing.assert_array_equal(read(ds.first().gt_lq2.mask_path), expected)
+    assert os.path.dirname(ds.first().gt_lq2.mask_path) == str(tmp_path / "out" / "gt_lq2")
+    assert ds.count_label_tags("lq2_regions") == {"approve": 1, "fixed": 1}
+    assert ds.count_label_tags("label_quality_regions") == {}
+
+    ds.clone_sample_field("ground_truth", "gt_copy")
+    with pytest.raises(FiftyOneInputError) as err:
+        fix_regions(ds, "gt_copy", tag="approve", score_field="lq2")
+    assert "Pass label_field='ground_truth', or the score_field of a run of 'gt_copy'." in str(err.value)
+
+    ds.delete_sample_field("lq2_regions")
+    with pytest.raises(FiftyOneInputError) as err:
+        fix_regions(ds, "ground_truth", score_field="lq2", tag="approve", fixed_field="gt_lq2")
+    assert str(err.value) == "the run 'lq2' has no regions field 'lq2_regions'; score again."
