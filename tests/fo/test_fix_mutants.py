@@ -283,3 +283,14 @@ def test_a_second_run_its_outputs_and_its_regions(ds, tmp_path):
     with pytest.raises(FiftyOneInputError) as err:
         fix_regions(ds, "ground_truth", score_field="lq2", tag="approve", fixed_field="gt_lq2")
     assert str(err.value) == "the run 'lq2' has no regions field 'lq2_regions'; score again."
+
+
+def test_label_ids_in_upper_case_hex_are_the_same_regions(ds, tmp_path):
+    # check_selection accepts any ObjectId spelling; the regions must be found
+    stored = build(ds, tmp_path)
+    rid = region_id(ds, 0, *R1)
+    res = fix_regions(ds, "ground_truth", label_ids=[rid.upper()])
+    assert (res.num_regions, res.num_pixels) == (1, 18)
+    expected = stored[0].copy()
+    expected[R1] = 64
+    np.testing.assert_array_equal(read(ds.first().ground_truth_fixed.mask_path), expected)
