@@ -288,7 +288,7 @@ def _choose(sample_collection, regions_field: str, tag, min_confidence, label_id
             else:
                 chosen.setdefault(sid, []).append(det)
     if label_ids is not None:
-        missing = [i for i in dict.fromkeys(label_ids) if i not in found]
+        missing = [i for i in dict.fromkeys(label_ids) if str(ObjectId(i)) not in found]  # any hex case
         if missing:
             raise FiftyOneInputError(
                 f"{len(missing)} of the label ids are not regions of {regions_field!r} in this collection "
