@@ -1,0 +1,108 @@
+"""LowResProbs edge cases the mutation run of ``core/resample.py`` showed
+untested, above all the pruning of ``argmax_at``: a class may be skipped only
+where it provably cannot be the maximum nor tie with it.
+
+Oracles are written from the module's math, not read from the library: at
+its own size (identity geometry) every weight is 1 or 0, so a pixel's value of
+class c is ``float32(p_c) / float32(sum_k p_k)`` (one rounding); elsewhere an
+explicit float32 bilinear interpolation, each operation rounded, as the
+module docstring defines it. Argmax is plain ``np.argmax`` (first maximum).
+"""
+
+import numpy as np
+import pytest
+
+from segqual_fo.core import LowResProbs, pixel_evidence
+
+F32 = np.float32
+
+
+# --------------------------------------------------------------------------
+# argmax_at: near-ties the pruning margins must keep
+
+
+def _near_tie_probs(h=3, w=4):
+    """(5,h,w) float32 probabilities, the same vector at every stored pixel:
+    classes 0 and 1 are consecutive float32 values (class 0 below), and
+    dividing by the stored sum (just below 1) lands both in the binade above
+    0.25, whose spacing is twice theirs: both round to the same quotient.
+    So the first maximum is class 0 although all its corners are below
+    class 1's: a pruning without its margins (class 0 skipped because its
+    largest corner is below class 1's smallest) returns class 1."""
+    a = F32(0.24990237)
+    r = F32(0.1664901)
+    vec = np.array([a, np.nextafter(a, F32(1)), r, r, r], dtype=F32)
+    return np.broadcast_to(vec[:, None, None], (5, h, w)).copy()
+
+
+def _identity_values(p):
+    """The oracle at identity geometry: p / float32(sum), each value one
+    float32 rounding."""
+    s = p.astype(np.float64).sum(axis=0).astype(F32)
+    return p / s
+
+
+def test_near_tie_precondition():
+    # the oracle itself: a tie between 0 and 1, both above the other classes
+    v = _identity_values(_near_tie_probs())
+    assert (v[0] == v[1]).all() and (v[1] > v[2]).all()
+    p = _near_tie_probs()
+    assert (p[0] < p[1]).all()  # class 0's largest corner is below class 1's smallest
+
+
+def test_argmax_at_keeps_a_class_that_ties_after_the_division():
+    p = _near_tie_probs()
+    lr = LowResProbs(p, p.shape[1:])
+    v = _identity_values(p).reshape(5, -1)
+    pixels = np.arange(v.shape[1])
+    pred, pmax = lr.argmax_at(pixels)
+    np.testing.assert_array_equal(pred, np.zeros(pixels.size))  # the first of the tied classes
+    np.testing.assert_array_equal(pmax, v.max(axis=0))
+    # label 1 with its own value: that value is the maximum, but class 0
+    # reaches it too, so the label does not settle the argmax
+    lab = np.ones(pixels.size, dtype=np.intp)
+    s = lr.gather(lab.reshape(p.shape[1:])).reshape(-1)
+    np.testing.assert_array_equal(s, v[1])
+    pred, pmax = lr.argmax_at(pixels, labels=lab, scores=s)
+    np.testing.assert_array_equal(pred, np.zeros(pixels.size))
+    np.testing.assert_array_equal(pmax, v[0])
+
+
+def test_pixel_evidence_reports_the_first_of_tied_classes_as_dense_does():
+    p = _near_tie_probs()
+    lr = LowResProbs(p, p.shape[1:])
+    labels = np.ones(p.shape[1:], dtype=np.uint8)
+    ev = pixel_evidence(labels, lr, with_argmax=True)
+    assert (ev.pred == 0).all()  # every pixel an issue: its label is not the first maximum
+    np.testing.assert_array_equal(ev.pred_prob, _identity_values(p)[0])
+    dense = pixel_evidence(labels, lr.dense(), with_argmax=True)
+    np.testing.assert_array_equal(ev.pred, dense.pred)
+
+
+def test_argmax_at_does_not_prune_at_the_bottom_of_the_float_range():
+    # subnormal float32 values (u = 2**-149), unnormalised sums (what
+    # validate(check_sums=False) lets through). Class 0 is 3u at both stored
+    # pixels, class 1 is 5u and 4u: class 0's largest corner is below class
+    # 1's smallest, yet halfway between the two stored pixels (x = 3 of 7:
+    # sx = 3.5 * 2 / 7 - 0.5 = 0.5) every product rounds to an even multiple
+    # of u: class 0 is 1.5u + 1.5u -> 2u + 2u = 4u, class 1 is 2.5u + 2u ->
+    # 2u + 2u = 4u, the sum 4u + 3.5u -> 4u + 4u = 8u. Both values are
+    # exactly 0.5, a tie the first class wins; relative margins mean
+    # nothing there, so no class may be skipped.
+    u = F32(2.0**-149)
+    p = np.array([[[3, 3]], [[5, 4]]], dtype=F32) * u
+    lr = LowResProbs(p, (1, 7))
+    pixels = np.arange(7)
+    expected = np.array([1, 1, 1, 0, 1, 1, 1])
+    pred, pmax = lr.argmax_at(pixels)
+    np.testing.assert_array_equal(pred, expected)
+    assert pmax[3] == 0.5
+    lab = np.ones(7, dtype=np.intp)
+    s = lr.gather(lab.reshape(1, 7)).reshape(-1)
+    assert s[3] == 0.5
+    pred, pmax = lr.argmax_at(pixels, labels=lab, scores=s)
+    np.testing.assert_array_equal(pred, expected)
+    assert pmax[3] == 0.5
+    # and through pixel_evidence with unchecked sums, as the dense path gives
+    ev = pixel_evidence(lab.reshape(1, 7), lr, check_probs="none", with_argmax=True)
+    np.testing.assert_array_equal(ev.pred[0], expected)
