@@ -106,3 +106,28 @@ def test_argmax_at_does_not_prune_at_the_bottom_of_the_float_range():
     # and through pixel_evidence with unchecked sums, as the dense path gives
     ev = pixel_evidence(lab.reshape(1, 7), lr, check_probs="none", with_argmax=True)
     np.testing.assert_array_equal(ev.pred[0], expected)
+
+
+def test_argmax_at_with_more_classes_than_uint16_counts():
+    # K = 65537 (argmax_at itself has no class limit; the scoring functions
+    # stop at 65534), stored 1x2 read at 1 x 2**20 (wide enough for a chunk
+    # of chunk_pixels to hold both pixels asked for). The last pixel's cell
+    # is stored pixel 1 alone (class 0 certain: one live class); pixel 0's
+    # spans both stored pixels, where classes 0 and 1 share stored pixel 0
+    # (two live classes). Pixels are processed by their number of live
+    # classes, K - n_live: keys that do not fit uint16.
+    k, wide = 65537, 2**20
+    p = np.zeros((k, 1, 2), dtype=F32)
+    p[0, 0, 0] = p[1, 0, 0] = 0.5
+    p[0, 0, 1] = 1
+    lr = LowResProbs(p, (1, wide))
+    assert lr.chunk_pixels >= 2
+    pred, pmax = lr.argmax_at(np.array([0, wide - 1]))
+    np.testing.assert_array_equal(pred, [0, 0])  # 0.5 and 0.5 at pixel 0: the first class
+    np.testing.assert_array_equal(pmax, F32([0.5, 1]))
+    # class 1 ahead at pixel 0
+    p[1, 0, 0] = 0.75
+    p[0, 0, 0] = 0.25
+    pred, pmax = LowResProbs(p, (1, wide)).argmax_at(np.array([wide - 1, 0]))
+    np.testing.assert_array_equal(pred, [0, 1])
+    np.testing.assert_array_equal(pmax, F32([1, 0.75]))
