@@ -131,3 +131,71 @@ def test_argmax_at_with_more_classes_than_uint16_counts():
     pred, pmax = LowResProbs(p, (1, wide)).argmax_at(np.array([wide - 1, 0]))
     np.testing.assert_array_equal(pred, [0, 1])
     np.testing.assert_array_equal(pmax, F32([1, 0.75]))
+
+
+# --------------------------------------------------------------------------
+# values and dtypes of gather / at / dense against an explicit bilinear
+
+
+def _taps(n_in, n_out, dtype):
+    """Per output index: (i0, i1, 1 - f, f) from the module's formula."""
+    out = []
+    for x in range(n_out):
+        s = (x + 0.5) * n_in / n_out - 0.5
+        i0 = int(np.floor(s))
+        f = s - i0
+        if s < 0:
+            i0, f = 0, 0.0
+        if i0 >= n_in - 1:
+            i0, f = n_in - 1, 0.0
+        out.append((i0, min(i0 + 1, n_in - 1), dtype.type(1.0 - f), dtype.type(f)))
+    return out
+
+
+def _bilinear_oracle(p, shape):
+    """(K,H,W) values, one pixel at a time: top/bot/interp of p_k over
+    interp of the stored sum, each operation rounded in the computation
+    dtype."""
+    dtype = np.dtype(np.float64 if p.dtype == np.float64 else F32)
+    vals = p.astype(dtype)
+    sums = (p.sum(axis=0, dtype=np.uint32) if p.dtype == np.uint8 else vals.sum(axis=0, dtype=np.float64)).astype(dtype)
+    k = p.shape[0]
+    out = np.empty((k, *shape), dtype=dtype)
+    for y, (r0, r1, v0, v1) in enumerate(_taps(p.shape[1], shape[0], dtype)):
+        for x, (c0, c1, u0, u1) in enumerate(_taps(p.shape[2], shape[1], dtype)):
+            def interp(a):
+                top = a[r0, c0] * u0 + a[r0, c1] * u1
+                bot = a[r1, c0] * u0 + a[r1, c1] * u1
+                return top * v0 + bot * v1
+
+            den = interp(sums)
+            for c in range(k):
+                out[c, y, x] = interp(vals[c]) / den
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("small, full", [((3, 4), (7, 10)), ((4, 3), (4, 3)), ((5, 6), (3, 4)), ((1, 3), (2, 7))])
+def test_values_and_dtypes_equal_an_explicit_bilinear(rng, dtype, small, full):
+    x = rng.random((4, *small))
+    p = x / x.sum(axis=0)
+    p = np.round(p * 255).astype(np.uint8) if dtype == np.uint8 else p.astype(dtype)
+    expected = _bilinear_oracle(p, full)
+    lr = LowResProbs(p, full)
+    assert lr.dtype == expected.dtype
+    d = lr.dense()
+    assert d.dtype == expected.dtype and d.shape == expected.shape
+    np.testing.assert_array_equal(d, expected)
+    n = full[0] * full[1]
+    pixels = rng.integers(0, n, size=2 * n)
+    got = lr.at(pixels)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected.reshape(4, -1)[:, pixels])
+    labels = rng.integers(0, 4, size=full)
+    got = lr.gather(labels)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, np.take_along_axis(expected, labels[None], 0)[0])
+    pred, pmax = lr.argmax_at(pixels)
+    assert pmax.dtype == expected.dtype
+    np.testing.assert_array_equal(pmax, expected.reshape(4, -1).max(axis=0)[pixels])
+    np.testing.assert_array_equal(pred, expected.reshape(4, -1).argmax(axis=0)[pixels])
