@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from segqual_fo.core import LowResProbs, pixel_evidence
+from segqual_fo.errors import InvalidProbabilitiesError
 
 F32 = np.float32
 
@@ -199,3 +200,73 @@ def test_values_and_dtypes_equal_an_explicit_bilinear(rng, dtype, small, full):
     assert pmax.dtype == expected.dtype
     np.testing.assert_array_equal(pmax, expected.reshape(4, -1).max(axis=0)[pixels])
     np.testing.assert_array_equal(pred, expected.reshape(4, -1).argmax(axis=0)[pixels])
+
+
+# --------------------------------------------------------------------------
+# validate(): what is refused, and the index the error carries
+
+
+def _uint8_with_sum(k, total, where=(1, 2)):
+    """(K,3,4) uint8, every stored pixel summing to 255 except ``where``,
+    which sums to ``total``."""
+    p = np.zeros((k, 3, 4), dtype=np.uint8)
+    p[0] = 255
+    p[:, where[0], where[1]] = 0
+    rest = total
+    for c in range(k):
+        p[c, where[0], where[1]] = min(rest, 255)
+        rest -= int(p[c, where[0], where[1]])
+    assert int(p[:, where[0], where[1]].sum()) == total
+    return p
+
+
+@pytest.mark.parametrize("k", [3, 20])
+def test_uint8_sums_are_accepted_within_255_plus_minus_k(k):
+    for total in (255 - k, 255 + k):
+        LowResProbs(_uint8_with_sum(k, total), (6, 8)).validate()
+    for total in (255 - k - 1, 255 + k + 1, 100):
+        with pytest.raises(InvalidProbabilitiesError, match=rf"row 1, col 2.*sum to {total}, not about 255") as err:
+            LowResProbs(_uint8_with_sum(k, total), (6, 8)).validate(index=7)
+        assert err.value.index == 7
+
+
+def test_uint8_zero_sum_is_refused_whatever_k():
+    # K = 300: 255 +- K would admit a sum of 0 (and of 1); a zero sum has no
+    # renormalisation, so it is refused on its own, and a sum of 1 is not
+    k = 300
+    with pytest.raises(InvalidProbabilitiesError, match="sum to 0") as err:
+        LowResProbs(_uint8_with_sum(k, 0), (6, 8)).validate(index=3)
+    assert err.value.index == 3
+    LowResProbs(_uint8_with_sum(k, 1), (6, 8)).validate()
+
+
+def test_float_sums_are_checked_by_default():
+    p = np.full((3, 2, 2), 1.0, dtype=F32)  # sums of 3
+    lr = LowResProbs(p, (4, 4))
+    with pytest.raises(InvalidProbabilitiesError, match="sum to 3"):
+        lr.validate()
+    lr.validate(check_sums=False)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("check_sums", [True, False])
+def test_non_finite_values_are_refused_with_their_position(bad, check_sums):
+    p = np.full((3, 2, 4), 1 / 3, dtype=F32)
+    p[2, 1, 3] = bad
+    with np.errstate(invalid="ignore"):  # inf * 0 in the interpolated sums
+        lr = LowResProbs(p, (4, 8))
+    with pytest.raises(InvalidProbabilitiesError, match=r"holds NaN or infinite values \(first at class 2, row 1, col 3") as err:
+        lr.validate("probs", check_sums=check_sums, index=5)
+    assert err.value.index == 5
+    assert str(err.value).startswith("probs ")
+
+
+def test_negative_values_are_refused_naming_the_first_negative():
+    # zeros and values below 1 come first in the array: the message names
+    # the negative one
+    p = np.full((3, 2, 4), 0.5, dtype=F32)
+    p[0, 0, 0] = 0
+    p[1, 1, 2] = -0.25
+    with pytest.raises(InvalidProbabilitiesError, match=r"negative values \(first -0.25 at class 1, row 1, col 2") as err:
+        LowResProbs(p, (4, 8)).validate(check_sums=False, index=9)
+    assert err.value.index == 9
