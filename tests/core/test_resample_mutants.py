@@ -270,3 +270,12 @@ def test_negative_values_are_refused_naming_the_first_negative():
     with pytest.raises(InvalidProbabilitiesError, match=r"negative values \(first -0.25 at class 1, row 1, col 2") as err:
         LowResProbs(p, (4, 8)).validate(check_sums=False, index=9)
     assert err.value.index == 9
+
+
+@pytest.mark.parametrize("total, hint", [(3.0, "look like logits"), (1.5, "look like logits"), (1.0105, "look like logits"), (1.005, "Renormalise them"), (0.5, "Renormalise them")])
+def test_a_single_bad_float_sum_is_named_with_its_pixel_and_index(total, hint):
+    p = np.full((2, 3, 4), 0.5, dtype=np.float64)
+    p[:, 2, 1] = total / 2
+    with pytest.raises(InvalidProbabilitiesError, match=rf"at pixel \(row 2, col 1, .*sum to {total:g}, expected 1.*{hint}") as err:
+        LowResProbs(p, (6, 8)).validate(index=11)
+    assert err.value.index == 11
