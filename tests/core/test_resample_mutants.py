@@ -279,3 +279,23 @@ def test_a_single_bad_float_sum_is_named_with_its_pixel_and_index(total, hint):
     with pytest.raises(InvalidProbabilitiesError, match=rf"at pixel \(row 2, col 1, .*sum to {total:g}, expected 1.*{hint}") as err:
         LowResProbs(p, (6, 8)).validate(index=11)
     assert err.value.index == 11
+
+
+@pytest.mark.parametrize(
+    "buf",
+    [np.zeros((6, 8), np.float64), np.zeros((6, 8), np.float16), np.zeros((8, 6), F32), np.zeros((6, 9), F32), np.zeros((6, 8), F32)[:, ::-1]],
+    ids=["float64", "float16", "transposed-shape", "wrong-width", "not-contiguous"],
+)
+def test_gather_ignores_an_out_array_it_cannot_fill(rng, buf):
+    # only a C-contiguous (H,W) array of the computation dtype is filled;
+    # any other is left alone and a fresh result returned
+    p = rng.random((3, 3, 4))
+    p = (p / p.sum(axis=0)).astype(F32)
+    lr = LowResProbs(p, (6, 8))
+    labels = rng.integers(0, 3, size=(6, 8))
+    expected = np.take_along_axis(_bilinear_oracle(p, (6, 8)), labels[None], 0)[0]
+    before = buf.copy()
+    got = lr.gather(labels, out=buf)
+    assert got.dtype == F32 and got.shape == (6, 8) and got is not buf
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(buf, before)
