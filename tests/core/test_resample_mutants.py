@@ -299,3 +299,24 @@ def test_gather_ignores_an_out_array_it_cannot_fill(rng, buf):
     assert got.dtype == F32 and got.shape == (6, 8) and got is not buf
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(buf, before)
+
+
+def test_pixel_labels_and_scores_of_any_shape_are_read_flat(rng):
+    # pixels (and argmax_at's labels and scores) are read in row-major order
+    # whatever their shape, one chunk at a time
+    p = rng.random((3, 4, 5))
+    p = (p / p.sum(axis=0)).astype(F32)
+    lr = LowResProbs(p, (8, 10))
+    flat = rng.integers(0, 80, size=4000)
+    assert lr.chunk_pixels < flat.size  # several chunks
+    grid = flat.reshape(1000, 4)
+    np.testing.assert_array_equal(lr.at(grid), lr.at(flat))
+    np.testing.assert_array_equal(lr.at(flat), _bilinear_oracle(p, (8, 10)).reshape(3, -1)[:, flat])
+    lab = rng.integers(0, 3, size=flat.size)
+    s = np.take_along_axis(lr.at(flat), lab[None], 0)[0]
+    expected = lr.argmax_at(flat, labels=lab, scores=s)
+    got = lr.argmax_at(grid, labels=lab.reshape(1000, 4), scores=s.reshape(1000, 4))
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    v = _bilinear_oracle(p, (8, 10)).reshape(3, -1)[:, flat]
+    np.testing.assert_array_equal(expected[0], v.argmax(axis=0))
