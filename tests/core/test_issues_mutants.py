@@ -1,0 +1,175 @@
+"""Confident-learning issue finder: behaviour that surviving mutants showed no
+test held (segqual_fo/core/issues.py).
+
+Oracles: tests/reference.py (a plain reference of the math, validated against
+cleanlab) and values worked out by hand in the comments. No mocks: the caches
+are the library's own MemoryCache / DirectoryCache.
+"""
+
+import numpy as np
+import pytest
+
+from segqual_fo.core import IssueFinder
+from segqual_fo.core.issues import DirectoryCache, MemoryCache, ScanStats, block_mean_probs
+from segqual_fo.core.resample import LowResProbs
+from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError
+from tests.reference import reference
+
+
+def _tied_dataset(rng, n=5, k=3, h=6, w=8, q=4):
+    """Labels and float64 probabilities that are multiples of 1/q: many
+    pixel scores tie, so the cut-off falls inside a group of equal scores."""
+    labels, probs = [], []
+    for _ in range(n):
+        counts = rng.multinomial(q, np.full(k, 1.0 / k), size=h * w)
+        p = (counts / q).T.reshape(k, h, w)
+        lab = p.argmax(axis=0)
+        flip = rng.random((h, w)) < 0.4
+        lab[flip] = rng.integers(0, k, size=int(flip.sum()))
+        labels.append(lab)
+        probs.append(p)
+    return labels, probs
+
+
+def _finder_masks(finder, labels, probs, order=None):
+    for i in order if order is not None else range(len(labels)):
+        finder.update(labels[i], probs[i], index=int(i))
+    sel = finder.finish()
+    return sel, [finder.issues(i)[0] for i in range(len(labels))]
+
+
+# ---------------------------------------------------------------------------
+# the cache passes read the arrays they need from a DirectoryCache's files
+
+
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_directory_cache_with_split_ties_matches_the_reference(rng, tmp_path, downsample):
+    """Entries written to files (memory_bytes=0) are read back key by key in
+    each pass of finish(); the tie quota needs the scores read back."""
+    labels, probs = _tied_dataset(rng)
+    ref = reference(labels, probs, downsample=downsample)
+    finder = IssueFinder(3, downsample=downsample, cache=DirectoryCache(str(tmp_path / "cache")))
+    sel, masks = _finder_masks(finder, labels, probs, order=rng.permutation(len(labels)))
+    assert sel.num_issues == ref.num_issues
+    assert sel.tie_quota  # the cut-off splits a group of tied scores
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir())  # entries are files
+    for got, want in zip(masks, ref.issues):
+        np.testing.assert_array_equal(got, want)
+    finder.close()
+
+
+# ---------------------------------------------------------------------------
+# IssueFinder.merge: statistics scanned by another finder into a shared cache
+
+
+def test_merge_statistics_of_another_finder(rng, tmp_path):
+    labels, probs = _tied_dataset(rng, n=6)
+    ref = reference(labels, probs)
+    cache_dir = str(tmp_path / "shared")
+    main = IssueFinder(3, cache=DirectoryCache(cache_dir))
+    other = IssueFinder(3, cache=DirectoryCache(cache_dir))
+    for i in (0, 2, 4):
+        main.update(labels[i], probs[i], index=i)
+    for i in (1, 3, 5):
+        other.update(labels[i], probs[i], index=i)
+    main.merge(other.stats)
+    sel = main.finish()
+    np.testing.assert_allclose(sel.thresholds, ref.thresholds, rtol=0, atol=1e-12)
+    assert sel.num_issues == ref.num_issues
+    for i in range(6):
+        np.testing.assert_array_equal(main.issues(i)[0], ref.issues[i])
+
+
+def test_merge_refuses_statistics_of_another_class_count():
+    with pytest.raises(InvalidInputError, match="cannot merge statistics of 3 classes into 2"):
+        ScanStats(2).merge(ScanStats(3))
+
+
+# ---------------------------------------------------------------------------
+# block_mean_probs: a block whose scores are all 0 (unnormalised input only)
+
+
+def test_zero_block_error_names_the_image_and_the_right_block():
+    # K=2, 4x6, f=2: blocks (0,0) (0,1) (0,2) / (1,0) (1,1) (1,2). Every block
+    # but (1,1) sums to exactly 1 (0.5 + 0.5); block (1,1) = rows 2..3, cols 2..3.
+    p = np.full((2, 4, 6), 0.5)
+    p[:, 2:4, 2:4] = 0.0
+    with pytest.raises(InvalidProbabilitiesError) as e:
+        block_mean_probs(p, 2, index=5)
+    assert e.value.index == 5
+    assert str(e.value).startswith("pred_probs[5]: every class score is 0 in the downsample=2 block at rows 2..3, cols 2..3")
+    with pytest.raises(InvalidProbabilitiesError) as e:
+        block_mean_probs(p, 2)
+    assert e.value.index is None
+    assert str(e.value).startswith("pred_probs: every class score is 0 in the downsample=2 block at rows 2..3, cols 2..3")
+
+
+def test_zero_block_in_a_later_strip_of_low_resolution_probabilities():
+    """LowResProbs are averaged a strip of blocks at a time (about 2**20
+    values per strip): the error still names the image and the block's rows
+    in the whole image, not in its strip."""
+    k, f, w = 16, 16, 4096  # k * f * w = 2**20: one block row (16 image rows) per strip
+    h = 48
+    stored = np.full((k, h, w), 1.0 / k)
+    stored[:, 32:48, 16:32] = 0.0  # block (2, 1): rows 32..47, cols 16..31, in the third strip
+    lowres = LowResProbs(stored, (h, w))
+    with pytest.raises(InvalidProbabilitiesError) as e:
+        block_mean_probs(lowres, f, index=3)
+    assert e.value.index == 3
+    assert str(e.value).startswith(
+        "pred_probs[3]: every class score is 0 in the downsample=16 block at rows 32..47, cols 16..31"
+    )
+
+
+# ---------------------------------------------------------------------------
+# the cut-off's histogram bin: the bins are the top 16 bits of a score's
+# float32 representation, so a float64 score just below a bin's lower bound
+# that rounds up to it in float32 belongs to that bin; so does a float32 score
+# equal to the bound. The exact values collected from the bin must agree.
+
+
+def _bin_bound(value):
+    """The float32 lower bound of the histogram bin holding ``value``."""
+    bits = int(np.array(value, dtype=np.float32).view(np.uint32)) >> 16 << 16
+    return float(np.array(bits, dtype=np.uint32).view(np.float32))
+
+
+def test_cutoff_just_below_a_bin_bound_in_float64():
+    x = np.nextafter(_bin_bound(0.3), 0.0)  # float64: below the bound, float32(x) == bound
+    assert np.float32(x) == _bin_bound(0.3) and x < _bin_bound(0.3)
+    # 1x4, K=2: A (label 0, s=x, predicts 1), B (label 1, s=0.9), C (label 1,
+    # s=0.4, predicts 0), D (label 0, s=0.95). t0 = (x + 0.95)/2 ~ 0.624,
+    # t1 = (0.9 + 0.4)/2 = 0.65. A: p1 = 1-x ~ 0.701 >= 0.65: confident;
+    # C: p0 = 0.6 < 0.624: not. T = 1: the lowest score, A, is the issue.
+    p = np.array([[[x, 0.1, 0.6, 0.95]], [[1 - x, 0.9, 0.4, 0.05]]])
+    labels = np.array([[0, 1, 1, 0]])
+    finder = IssueFinder(2)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.num_issues == 1 and sel.cutoff == x
+    np.testing.assert_array_equal(finder.issues(0)[0], [[True, False, False, False]])
+    np.testing.assert_array_equal(reference([labels], [p]).issues[0], [[True, False, False, False]])
+
+
+@pytest.mark.parametrize(
+    "dtype, x",
+    [
+        (np.float64, np.nextafter(1.015625, 0.0)),  # rounds up to the last bin's bound in float32
+        (np.float32, 1.015625),  # exactly the last bin's bound
+    ],
+)
+def test_cutoff_in_the_last_bin_of_unnormalised_scores(dtype, x):
+    """Unnormalised scores above 1.015625 all share the last bin."""
+    assert _bin_bound(1.02) == 1.015625
+    # 1x4, K=2: A (label 0, [x, 3]) predicts 1, B (label 0, [2, 1]) agrees,
+    # C (label 1, [0.5, 2.5]) agrees, D (label 0, [1.5, 2]) predicts 1.
+    # t1 = 2.5 (C alone): A's 3 >= 2.5 is confident, D's 2 is not: T = 1.
+    # Lowest scores: A (x) < D (1.5) < B (2) < C (2.5): only A is an issue.
+    p = np.array([[[x, 2.0, 0.5, 1.5]], [[3.0, 1.0, 2.5, 2.0]]], dtype=dtype)
+    labels = np.array([[0, 0, 1, 0]])
+    finder = IssueFinder(2, allow_unnormalized=True)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.num_issues == 1 and sel.cutoff == float(p[0, 0, 0])
+    np.testing.assert_array_equal(finder.issues(0)[0], [[True, False, False, False]])
+    np.testing.assert_array_equal(reference([labels], [p]).issues[0], [[True, False, False, False]])
