@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segqual_fo.core import IssueFinder
-from segqual_fo.core.issues import DirectoryCache, MemoryCache, ScanStats, block_mean_probs
+from segqual_fo.core.issues import CacheEntry, DirectoryCache, MemoryCache, ScanStats, block_mean_probs, values_in_bin
 from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError
 from tests.reference import reference
@@ -173,3 +173,27 @@ def test_cutoff_in_the_last_bin_of_unnormalised_scores(dtype, x):
     assert sel.num_issues == 1 and sel.cutoff == float(p[0, 0, 0])
     np.testing.assert_array_equal(finder.issues(0)[0], [[True, False, False, False]])
     np.testing.assert_array_equal(reference([labels], [p]).issues[0], [[True, False, False, False]])
+
+
+# ---------------------------------------------------------------------------
+# values_in_bin past its compaction size: the values it collects are merged
+# into (unique, count) pairs every 2**22 values, exactly
+
+
+def test_values_in_bin_compacts_exactly_over_millions_of_values():
+    rng = np.random.default_rng(1)
+    step = np.float32(2**-24)  # 0.5 + m * 2**-24: 8 distinct float32 scores in 0.5's bin
+    n = (1 << 22) + 8  # each big image alone passes the compaction size (2**22 values)
+    sizes = [n, n, 1000]  # compactions after images 0 and 1, the rest merged at the end
+    cache, images = MemoryCache(), []
+    for i, size in enumerate(sizes):
+        s = (np.float32(0.5) + rng.integers(0, 8, size=size).astype(np.float32) * step).astype(np.float32)
+        s[:3] = (0.25, np.nan, 0.75)  # other bins and an unscored pixel: never collected
+        images.append(s[3:])
+        cache.put(i, CacheEntry(s[None, :], np.empty(0, np.int32), np.empty(0, np.uint8), np.empty(0, np.float32), (1, size)))
+    bin_of_half = int(np.array(0.5, dtype=np.float32).view(np.uint32)) >> 16
+    uniq, counts = values_in_bin(cache, range(len(sizes)), bin_of_half)
+    want_u, want_c = np.unique(np.concatenate(images), return_counts=True)
+    np.testing.assert_array_equal(uniq, want_u)
+    np.testing.assert_array_equal(counts, want_c)
+    assert counts.sum() == sum(sizes) - 3 * len(sizes)
