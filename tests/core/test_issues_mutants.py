@@ -197,3 +197,32 @@ def test_values_in_bin_compacts_exactly_over_millions_of_values():
     np.testing.assert_array_equal(uniq, want_u)
     np.testing.assert_array_equal(counts, want_c)
     assert counts.sum() == sum(sizes) - 3 * len(sizes)
+
+
+def test_finish_over_shards_some_without_values_in_the_cutoff_bin(rng):
+    """A shard whose images have no score in the cut-off's bin (confident,
+    agreeing pixels only) contributes nothing, whatever its position."""
+    labels, probs = _tied_dataset(rng, n=4)
+    sure = np.zeros((3, 6, 8))
+    sure[1] = 1.0  # every pixel: label 1, score 1.0, nothing to find
+    labels.insert(2, np.ones((6, 8), dtype=int))
+    probs.insert(2, sure)
+    labels.append(np.ones((6, 8), dtype=int))
+    probs.append(sure.copy())
+    ref = reference(labels, probs)
+    for split in ([1] * 6, [2, 1, 3], [5, 1]):
+        f = IssueFinder(3)
+        for i in range(6):
+            f.update(labels[i], probs[i], index=i)
+
+        def map_shards(func, *args):
+            out, start = [], 0
+            for size in split:
+                out.append(func(f.cache, list(range(start, start + size)), *args))
+                start += size
+            return out
+
+        sel = f.finish(map_shards=map_shards)
+        assert sel.num_issues == ref.num_issues
+        for i in range(6):
+            np.testing.assert_array_equal(f.issues(i)[0], ref.issues[i])
