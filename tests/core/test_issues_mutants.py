@@ -226,3 +226,26 @@ def test_finish_over_shards_some_without_values_in_the_cutoff_bin(rng):
         assert sel.num_issues == ref.num_issues
         for i in range(6):
             np.testing.assert_array_equal(f.issues(i)[0], ref.issues[i])
+
+
+# ---------------------------------------------------------------------------
+# the predicted classes of issue pixels
+
+
+@pytest.mark.parametrize("k, dtype, sentinel", [(3, np.uint8, 255), (300, np.uint16, 65535)])
+@pytest.mark.parametrize("downsample", [1, 2])
+def test_pred_holds_the_argmax_where_it_disagrees_in_the_smallest_dtype(rng, k, dtype, sentinel, downsample):
+    """pred is the first-maximum class at valid pixels whose argmax differs
+    from the label, the sentinel (the dtype's max) elsewhere, in the smallest
+    unsigned dtype holding 0..K-1 and the sentinel (as the softmin path)."""
+    labels, probs = _tied_dataset(rng, n=2, k=k, h=4, w=6, q=8)
+    labels[0][0, 0] = 255  # ignored
+    ref = reference(labels, probs, ignore=[255], downsample=downsample)
+    finder = IssueFinder(k, ignore_index=255, downsample=downsample)
+    _finder_masks(finder, labels, probs)
+    for i in range(2):
+        mask, pred = finder.issues(i)
+        assert pred.dtype == dtype
+        disagree = ref.valid[i] & (ref.argmax[i] != labels[i])
+        np.testing.assert_array_equal(pred, np.where(disagree, ref.argmax[i], sentinel))
+        np.testing.assert_array_equal(mask, ref.issues[i])
