@@ -249,3 +249,19 @@ def test_pred_holds_the_argmax_where_it_disagrees_in_the_smallest_dtype(rng, k, 
         disagree = ref.valid[i] & (ref.argmax[i] != labels[i])
         np.testing.assert_array_equal(pred, np.where(disagree, ref.argmax[i], sentinel))
         np.testing.assert_array_equal(mask, ref.issues[i])
+
+
+def test_argmax_probability_equal_to_threshold_minus_tolerance_is_confident():
+    # 1x4, K=2: B and C (label 1, [0.25, 0.75]) give t1 = 0.75 exactly; A
+    # (label 0) predicts 1 with p1 = 0.75 - 1e-6, exactly t1 - tolerance:
+    # confident (>=), so T = 1 and A, the lowest score, is an issue.
+    p1 = 0.75 - 1e-6
+    p = np.array([[[1 - p1, 0.25, 0.25, 0.9]], [[p1, 0.75, 0.75, 0.1]]])
+    labels = np.array([[0, 1, 1, 0]])
+    finder = IssueFinder(2)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.thresholds[1] == 0.75
+    assert sel.num_issues == 1
+    np.testing.assert_array_equal(finder.issues(0)[0], [[True, False, False, False]])
+    np.testing.assert_array_equal(reference([labels], [p]).issues[0], [[True, False, False, False]])
