@@ -265,3 +265,36 @@ def test_argmax_probability_equal_to_threshold_minus_tolerance_is_confident():
     assert sel.num_issues == 1
     np.testing.assert_array_equal(finder.issues(0)[0], [[True, False, False, False]])
     np.testing.assert_array_equal(reference([labels], [p]).issues[0], [[True, False, False, False]])
+
+
+# ---------------------------------------------------------------------------
+# errors of a scanned image name it: the error type, .index and the message
+
+
+def _zero_block_probs():
+    p = np.full((2, 4, 4), 0.5)
+    p[:, 2:4, 0:2] = 0.0  # the downsample=2 block at rows 2..3, cols 0..1
+    return p
+
+
+@pytest.mark.parametrize(
+    "labels, probs, error, message",
+    [
+        (np.zeros((4, 4), int), np.full((3, 4, 4), 1 / 3), "ShapeMismatchError", "pred_probs[6] has 3 class channels"),
+        (np.zeros((4, 5), int), np.full((2, 4, 5), 0.5), "ShapeMismatchError", "image 6 is 4x5, not divisible by downsample=2"),
+        (np.zeros((4, 4), int), np.full((2, 4, 4), np.nan), "InvalidProbabilitiesError", "pred_probs[6] holds NaN"),
+        (np.full((4, 4), 7), np.full((2, 4, 4), 0.5), "InvalidLabelsError", "labels[6] holds values [7]"),
+        (np.zeros((4, 4), int), _zero_block_probs(), "InvalidProbabilitiesError", "pred_probs[6]: every class score is 0 in the downsample=2 block at rows 2..3, cols 0..1"),
+    ],
+    ids=["classes", "undivisible", "nan", "label", "zero-block"],
+)
+def test_scan_errors_name_the_image(labels, probs, error, message):
+    import segqual_fo.errors as errors
+
+    finder = IssueFinder(2, downsample=2, allow_unnormalized=True)
+    finder.update(np.zeros((4, 4), int), np.full((2, 4, 4), 0.5), index=0)
+    with pytest.raises(getattr(errors, error)) as e:
+        finder.update(labels, probs, index=6)
+    assert type(e.value).__name__ == error
+    assert e.value.index == 6
+    assert message in str(e.value)
