@@ -298,3 +298,24 @@ def test_scan_errors_name_the_image(labels, probs, error, message):
     assert type(e.value).__name__ == error
     assert e.value.index == 6
     assert message in str(e.value)
+
+
+# ---------------------------------------------------------------------------
+# finish(progress=): called after each cache entry read, (done, total)
+
+
+@pytest.mark.parametrize("with_issues", [True, False])
+def test_finish_reports_progress_over_both_cache_passes(rng, with_issues):
+    labels, probs = _tied_dataset(rng, n=3)
+    if not with_issues:  # every pixel agrees with its label: T = 0, one pass
+        labels = [p.argmax(axis=0) for p in probs]
+    finder = IssueFinder(3)
+    for i in range(3):
+        finder.update(labels[i], probs[i], index=i)
+    calls = []
+    sel = finder.finish(progress=lambda done, total: calls.append((done, total)))
+    assert (sel.num_issues > 0) == with_issues
+    if with_issues:  # count_confident, then values_in_bin: one call per image each
+        assert calls == [(d, 6) for d in range(1, 7)]
+    else:  # count_confident, then done
+        assert calls == [(1, 6), (2, 6), (3, 6), (6, 6)]
