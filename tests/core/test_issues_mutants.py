@@ -319,3 +319,38 @@ def test_finish_reports_progress_over_both_cache_passes(rng, with_issues):
         assert calls == [(d, 6) for d in range(1, 7)]
     else:  # count_confident, then done
         assert calls == [(1, 6), (2, 6), (3, 6), (6, 6)]
+
+
+# ---------------------------------------------------------------------------
+# a cut-off in the histogram's first bins: scores of exactly 0 (bin 0, common
+# with quantised probabilities) and tiny float64 ones (float32 denormals)
+
+_TINY = 1e-40  # a float32 denormal: histogram bin 1
+
+
+@pytest.mark.parametrize(
+    "pixels, expected",
+    [
+        # K=3, labels: A B C E = 0, D = 1 (t1 = 0.9, D alone). A and C
+        # predict 1 with p=1: confident; B predicts 1 with 0.5 < 0.9: not.
+        # T = 2; A, B, C tie at s = 0: the first two in pixel order, A and B
+        # (both disagree), are issues, C is not.
+        ([[0, 1, 0], [0, 0.5, 0.5], [0, 1, 0], [0.1, 0.9, 0], [1, 0, 0]], [True, True, False, False, False]),
+        # A (s = 0) and B (s = tiny) confident, C (s = tiny) not: T = 2, the
+        # cut-off is in bin 1 after A's bin 0: A, then B of the tied B, C.
+        (
+            [[0, 1, 0], [_TINY, 1 - _TINY, 0], [_TINY, 0.5, 0.5 - _TINY], [0.1, 0.9, 0], [1, 0, 0]],
+            [True, True, False, False, False],
+        ),
+    ],
+    ids=["zeros", "denormal"],
+)
+def test_cutoff_in_the_first_histogram_bins(pixels, expected):
+    p = np.array(pixels, dtype=np.float64).T[:, None, :]
+    labels = np.array([[0, 0, 0, 1, 0]])
+    finder = IssueFinder(3)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.num_issues == 2
+    np.testing.assert_array_equal(finder.issues(0)[0], [expected])
+    np.testing.assert_array_equal(reference([labels], [p]).issues[0], [expected])
