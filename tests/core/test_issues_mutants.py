@@ -354,3 +354,19 @@ def test_cutoff_in_the_first_histogram_bins(pixels, expected):
     assert sel.num_issues == 2
     np.testing.assert_array_equal(finder.issues(0)[0], [expected])
     np.testing.assert_array_equal(reference([labels], [p]).issues[0], [expected])
+
+
+def test_threshold_is_the_correctly_rounded_mean_at_a_rounding_tie():
+    """Class 0's scores 0.5 and 2**-54 (one per image) sum exactly to
+    0.5 + 2**-54, halfway between two float64 values: the correctly rounded
+    sum is 0.5 (ties to even), so t0 = 0.25 exactly. Nothing may be added to
+    the exact sum (not even 2**-1074, which would round it up)."""
+    finder = IssueFinder(2)
+    finder.update(np.array([[0]]), np.array([[[0.5]], [[0.5]]]), index=0)
+    finder.update(np.array([[0]]), np.array([[[2.0**-54]], [[1.0]]]), index=1)
+    finder.update(np.array([[1]]), np.array([[[0.25]], [[0.75]]]), index=2)
+    t = finder.finish().thresholds
+    assert t.tolist() == [0.25, 0.75]
+    labels = [np.array([[0]]), np.array([[0]]), np.array([[1]])]
+    probs = [np.array([[[0.5]], [[0.5]]]), np.array([[[2.0**-54]], [[1.0]]]), np.array([[[0.25]], [[0.75]]])]
+    assert reference(labels, probs).thresholds.tolist() == [0.25, 0.75]
