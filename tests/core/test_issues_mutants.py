@@ -370,3 +370,34 @@ def test_threshold_is_the_correctly_rounded_mean_at_a_rounding_tie():
     labels = [np.array([[0]]), np.array([[0]]), np.array([[1]])]
     probs = [np.array([[[0.5]], [[0.5]]]), np.array([[[2.0**-54]], [[1.0]]]), np.array([[[0.25]], [[0.75]]])]
     assert reference(labels, probs).thresholds.tolist() == [0.25, 0.75]
+
+
+# ---------------------------------------------------------------------------
+# IssueFinder's arguments
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        ((0,), {}, "num_classes must be a positive integer, got 0."),
+        ((None,), {}, "num_classes must be a positive integer, got None."),
+        ((2,), {"downsample": 0}, "downsample must be a positive integer, got 0."),
+        ((2,), {"downsample": None}, "downsample must be a positive integer, got None."),
+    ],
+)
+def test_bad_arguments_are_refused_by_name(args, kwargs, message):
+    with pytest.raises(InvalidInputError) as e:
+        IssueFinder(*args, **kwargs)
+    assert str(e.value) == message
+
+
+def test_defaults_check_the_probabilities_at_full_resolution():
+    """By default: downsample 1 (a 1x3 image is fine), probabilities checked
+    (unnormalised scores and NaN refused)."""
+    finder = IssueFinder(2)
+    assert finder.downsample == 1
+    with pytest.raises(InvalidProbabilitiesError):
+        finder.update(np.zeros((1, 3), int), np.full((2, 1, 3), 0.9), index=0)
+    with pytest.raises(InvalidProbabilitiesError):
+        finder.update(np.zeros((1, 3), int), np.full((2, 1, 3), np.nan), index=1)
+    finder.update(np.zeros((1, 3), int), np.full((2, 1, 3), 0.5), index=2)
