@@ -401,3 +401,24 @@ def test_defaults_check_the_probabilities_at_full_resolution():
     with pytest.raises(InvalidProbabilitiesError):
         finder.update(np.zeros((1, 3), int), np.full((2, 1, 3), np.nan), index=1)
     finder.update(np.zeros((1, 3), int), np.full((2, 1, 3), 0.5), index=2)
+
+
+def test_split_ties_at_a_cutoff_above_other_values_of_its_bin():
+    """The cut-off is the second distinct score of its histogram bin and
+    only some of its ties are taken."""
+    assert _bin_bound(0.401) == _bin_bound(0.4015)  # one bin holds both scores
+    # 1x5, K=3, labels [0, 0, 0, 2, 1]: t1 = 0.5 (E), t2 = 1.0 (D).
+    # A (s=0.401) and B (s=0.4015) predict 1 with 0.599 / 0.5985 >= 0.5:
+    # confident; C (s=0.4015) predicts 2 with 0.5985 < 1: not. T = 2: A, then
+    # B of the tied B, C (pixel order). C disagrees but is not taken.
+    p = np.array(
+        [[0.401, 0.599, 0.0], [0.4015, 0.5985, 0.0], [0.4015, 0.0, 0.5985], [0.0, 0.0, 1.0], [0.1, 0.5, 0.4]]
+    ).T[:, None, :]
+    labels = np.array([[0, 0, 0, 2, 1]])
+    finder = IssueFinder(3)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.num_issues == 2 and sel.cutoff == 0.4015 and sel.tie_quota == {0: 1}
+    expected = [[True, True, False, False, False]]
+    np.testing.assert_array_equal(finder.issues(0)[0], expected)
+    np.testing.assert_array_equal(reference([labels], [p]).issues[0], expected)
