@@ -12,7 +12,7 @@ import pytest
 from segqual_fo.core import IssueFinder
 from segqual_fo.core.issues import CacheEntry, DirectoryCache, MemoryCache, ScanStats, block_mean_probs, values_in_bin
 from segqual_fo.core.resample import LowResProbs
-from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError
+from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError, SegQualError
 from tests.reference import reference
 
 
@@ -422,3 +422,29 @@ def test_split_ties_at_a_cutoff_above_other_values_of_its_bin():
     expected = [[True, True, False, False, False]]
     np.testing.assert_array_equal(finder.issues(0)[0], expected)
     np.testing.assert_array_equal(reference([labels], [p]).issues[0], expected)
+
+
+def test_every_pixel_an_issue_with_scores_in_and_above_the_last_bin():
+    """Scores in the last bin (1.015625 <= s < 1.0234375) and above it (any
+    unnormalised score) are counted together in the last bin."""
+    # 1x3, K=2, all labelled 0 and predicting 1 (t1 = 2e-6: all confident):
+    # T = 3 = every pixel.
+    p = np.array([[[1.02, 2.0, 0.5]], [[3.0, 3.0, 3.0]]])
+    labels = np.zeros((1, 3), int)
+    finder = IssueFinder(2, allow_unnormalized=True)
+    finder.update(labels, p, index=0)
+    sel = finder.finish()
+    assert sel.num_issues == 3 and sel.cutoff == 2.0
+    np.testing.assert_array_equal(finder.issues(0)[0], [[True, True, True]])
+
+
+def test_a_finished_finder_takes_no_more_images():
+    finder = IssueFinder(2)
+    finder.update(np.zeros((1, 2), int), np.full((2, 1, 2), 0.5), index=0)
+    finder.finish()
+    message = "IssueFinder.finish() was already called; create a new finder."
+    with pytest.raises(SegQualError) as e:
+        finder.update(np.zeros((1, 2), int), np.full((2, 1, 2), 0.5), index=1)
+    assert str(e.value) == message
+    with pytest.raises(SegQualError, match="already called"):
+        finder.merge(ScanStats(2))
