@@ -448,3 +448,36 @@ def test_a_finished_finder_takes_no_more_images():
     assert str(e.value) == message
     with pytest.raises(SegQualError, match="already called"):
         finder.merge(ScanStats(2))
+
+
+# ---------------------------------------------------------------------------
+# downsample: a block whose rounded label is itself an ignored value
+
+
+@pytest.mark.parametrize("pixel_ignored_elsewhere", [False, True])
+def test_block_rounding_to_an_ignored_class_is_left_out(rng, pixel_ignored_elsewhere):
+    """ignore_index=1 with K=3: a block of labels 0 and 2 has the rounded
+    mean 1, an ignored value, so the block is not scored (whether or not
+    some pixels of the image are themselves ignored)."""
+    labels, probs = [], []
+    for _ in range(3):
+        truth = rng.choice([0, 2], size=(2, 3)).repeat(2, axis=0).repeat(2, axis=1)  # 2x2 blocks
+        p = np.full((3, 4, 6), 0.1)
+        np.put_along_axis(p, truth[None], 0.8, axis=0)
+        lab = truth.copy()
+        flip = rng.random((2, 3)).repeat(2, axis=0).repeat(2, axis=1) < 0.4
+        lab[flip] = 2 - lab[flip]  # confidently wrong blocks (no pixel carries 1...)
+        lab[0:2, 0:2] = [[0, 2], [2, 0]]  # ...but this block's mean rounds to 1
+        labels.append(lab)
+        probs.append(p)
+    if pixel_ignored_elsewhere:
+        labels[0][2:4, 4:6] = 1  # a whole block of ignored pixels: not scored either
+        labels[1][3, 5] = 1  # one ignored pixel: its block is scored
+    ref = reference(labels, probs, ignore=[1], downsample=2)
+    assert not ref.grids[0].valid[0][0]
+    finder = IssueFinder(3, ignore_index=1, downsample=2)
+    sel, masks = _finder_masks(finder, labels, probs)
+    np.testing.assert_array_equal(sel.thresholds, ref.thresholds)
+    assert sel.num_issues == ref.num_issues and ref.num_issues > 0
+    for got, want in zip(masks, ref.issues):
+        np.testing.assert_array_equal(got, want)
