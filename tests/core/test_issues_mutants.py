@@ -242,6 +242,7 @@ def test_pred_holds_the_argmax_where_it_disagrees_in_the_smallest_dtype(rng, k, 
     labels[0][0, 0] = 255  # ignored
     ref = reference(labels, probs, ignore=[255], downsample=downsample)
     finder = IssueFinder(k, ignore_index=255, downsample=downsample)
+    assert finder.sentinel == sentinel
     _finder_masks(finder, labels, probs)
     for i in range(2):
         mask, pred = finder.issues(i)
@@ -481,3 +482,13 @@ def test_block_rounding_to_an_ignored_class_is_left_out(rng, pixel_ignored_elsew
     assert sel.num_issues == ref.num_issues and ref.num_issues > 0
     for got, want in zip(masks, ref.issues):
         np.testing.assert_array_equal(got, want)
+
+
+def test_scan_fills_the_given_pixel_score_buffer():
+    # 1x3, K=2, labels [0, 1, 255 (ignored)]: s = p[label] = [0.25, 0.5, NaN]
+    p = np.array([[[0.25, 0.5, 0.9]], [[0.75, 0.5, 0.1]]])
+    out = np.full((1, 3), -1.0)
+    finder = IssueFinder(2, ignore_index=255)
+    partial = finder.scan(np.array([[0, 1, 255]]), p, index=0, out=out)
+    np.testing.assert_array_equal(out, [[0.25, 0.5, np.nan]])
+    np.testing.assert_array_equal(partial.evidence.pixel_scores, out)
