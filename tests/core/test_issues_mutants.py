@@ -9,8 +9,16 @@ are the library's own MemoryCache / DirectoryCache.
 import numpy as np
 import pytest
 
+from segqual_fo import errors
 from segqual_fo.core import IssueFinder
-from segqual_fo.core.issues import CacheEntry, DirectoryCache, MemoryCache, ScanStats, block_mean_probs, values_in_bin
+from segqual_fo.core.issues import (
+    CacheEntry,
+    DirectoryCache,
+    MemoryCache,
+    ScanStats,
+    block_mean_probs,
+    values_in_bin,
+)
 from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import InvalidInputError, InvalidProbabilitiesError, SegQualError
 from tests.reference import reference
@@ -215,7 +223,7 @@ def test_finish_over_shards_some_without_values_in_the_cutoff_bin(rng):
         for i in range(6):
             f.update(labels[i], probs[i], index=i)
 
-        def map_shards(func, *args):
+        def map_shards(func, *args, f=f, split=split):
             out, start = [], 0
             for size in split:
                 out.append(func(f.cache, list(range(start, start + size)), *args))
@@ -290,8 +298,6 @@ def _zero_block_probs():
     ids=["classes", "undivisible", "nan", "label", "zero-block"],
 )
 def test_scan_errors_name_the_image(labels, probs, error, message):
-    import segqual_fo.errors as errors
-
     finder = IssueFinder(2, downsample=2, allow_unnormalized=True)
     finder.update(np.zeros((4, 4), int), np.full((2, 4, 4), 0.5), index=0)
     with pytest.raises(getattr(errors, error)) as e:
