@@ -3,6 +3,11 @@
 Legend: K classes; h x w the stored (model) resolution; H x W the label
 mask's resolution.
 
+Why one module of this size: gather, at, argmax_at and dense must evaluate
+the same float expression on the same taps to stay bit-identical, and the
+pruning bound of argmax_at rests on that expression; split apart, a change
+to one would silently break the others' equality.
+
 Segmentation models output class scores at a stride of 4 or 8, and the
 label mask is full size. Resizing every one of the K channels to H x W
 (what ``cv2.resize`` on the whole array does) costs K x H x W values per
