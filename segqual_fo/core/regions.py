@@ -241,13 +241,7 @@ def components_features(
 
     # ring pixels: valid pixels outside every region 8-adjacent to one; a
     # ring pixel belongs to the ring of each region among its neighbours
-    near = inside.copy()
-    near[1:, :] |= inside[:-1, :]
-    near[:-1, :] |= inside[1:, :]
-    rows = near.copy()
-    near[:, 1:] |= rows[:, :-1]
-    near[:, :-1] |= rows[:, 1:]
-    ring_mask = near[1:-1, 1:-1] & ~nonzero
+    ring_mask = _dilate8(inside)[1:-1, 1:-1] & ~nonzero
     with np.errstate(invalid="ignore"):
         ring_mask &= ~np.isnan(pixel_scores)
     rp = np.flatnonzero(ring_mask)
