@@ -7,6 +7,7 @@ import pytest
 from segqual_fo.core.regions import (
     LOCAL_FEATURES,
     WEIGHTS,
+    components_features,
     pair_rarity,
     region_confidence,
     region_features,
@@ -238,3 +239,21 @@ def test_components_features_edge_cases():
     got = find_regions(issues, labels, pred, scores)
     _assert_same_regions(got, _per_region_find_regions(issues, labels, pred, scores))
     assert [r.bounding_box[0] for r in got] == sorted(r.bounding_box[0] for r in got)
+
+
+def test_components_features_region_with_a_single_ring_pixel():
+    # a 4x4 region minus its corner: the corner is its whole ring (one pixel),
+    # so the ring features are that pixel's label and score, not the defaults
+    comp = np.ones((4, 4), dtype=np.int32)
+    comp[0, 0] = 0
+    labels = np.full((4, 4), 2, dtype=np.int64)
+    labels[0, 0] = 5
+    pred = np.full((4, 4), 5, dtype=np.int64)
+    scores = np.full((4, 4), 0.25)
+    scores[0, 0] = 0.75
+    given, predicted, f = components_features(comp, np.array([1]), labels, pred, scores)
+    assert (given[0], predicted[0]) == (2, 5)
+    assert f["ring_given"][0] == 0.0  # the ring pixel's label 5 is not the given class 2
+    assert f["ring_predicted"][0] == 1.0  # but is the predicted one
+    assert f["ring_score"][0] == 0.75
+    assert f["area"][0] == 15.0
