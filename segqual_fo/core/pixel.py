@@ -376,10 +376,12 @@ def _check_finite_nonnegative(p: np.ndarray, name: _Namer) -> None:
 def _unnormalized_note(p: np.ndarray, flags: np.ndarray, tol: float, name: _Namer) -> str:
     """Where the first flagged image of (B,K,H,W) ``p`` does not sum to 1."""
     b = int(np.argmax(flags))
-    sums = p[b].sum(axis=0, dtype=np.float64)
+    # summed in the dtype the check sums in (_first_bad_sum), so a float32
+    # sum that rounding pushed past 1 + tol is found here too
+    sums = p[b].sum(axis=0, dtype=np.float64 if p.dtype == np.float64 else np.float32)
     off = np.argwhere(~(np.abs(sums - 1) <= tol))
-    if off.size == 0:  # only possible with check_probs="none"
-        return f"{name('pred_probs', b)} has class scores above 1"
+    if off.size == 0:  # a safety net: every flag above has a pixel found here
+        return f"{name('pred_probs', b)} does not sum to 1 over the classes"
     r, c = (int(v) for v in off[0])
     return (
         f"{name('pred_probs', b)}: class scores at pixel (row {r}, col {c}) sum to "

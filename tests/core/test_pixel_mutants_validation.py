@@ -380,6 +380,8 @@ def test_unnormalized_note_when_only_float32_rounding_flags_the_image(batched, i
     ev = pixel_evidence(lab, p, allow_unnormalized=True, index=index)
     assert ev.unnormalized.tolist() == ([False, True] if batched else True)
     assert re.match(re.escape(name) + "[ :]", ev.unnormalized_note), ev.unnormalized_note
+    # it points at the pixel the float32 check judged, with the float32 sum
+    assert ev.unnormalized_note == f"{name}: class scores at pixel (row 0, col 0) sum to 1.001, not 1"
 
 
 def test_uint8_limits_with_many_classes():
