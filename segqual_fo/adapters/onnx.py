@@ -133,7 +133,8 @@ def onnx_model(
     Args:
         path: the ``.onnx`` file
         providers (None): onnxruntime execution providers, in order of
-            preference (default ``["CPUExecutionProvider"]``)
+            preference (default ``["CPUExecutionProvider"]``); one name may
+            be given as a string
         input_size (None): (H, W) to resize images to
         mean, std, scale: input normalisation (see above)
         output_name (None): which output holds the class scores
@@ -161,7 +162,7 @@ def onnx_model(
     return LazyModel(
         OnnxModel,
         path,
-        providers=None if providers is None else tuple(providers),
+        providers=None if providers is None else (providers,) if isinstance(providers, str) else tuple(providers),
         input_size=input_size,
         mean=tuple(mean),
         std=tuple(std),

@@ -219,6 +219,14 @@ def test_unknown_providers_are_refused_by_name(net):
         model.build()
 
 
+def test_one_provider_may_be_a_string(net):
+    """Not split into letters (which were then refused one by one)."""
+    model = onnx_model(net, providers="CPUExecutionProvider")
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+    with pytest.raises(InvalidInputError, match=r"\['NoSuchExecutionProvider'\] are not available"):
+        onnx_model(net, providers="NoSuchExecutionProvider").build()
+
+
 def test_the_providers_asked_for_run_the_network(net):
     import onnxruntime as ort
 
