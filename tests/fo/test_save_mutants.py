@@ -210,3 +210,19 @@ def test_a_progress_callback_sees_the_fraction_of_the_images_to_run(make_dataset
     saved = segqual_fo.save_probabilities(ds, GreyModel(), probs_dir, progress=lambda pb: seen.append(pb.progress))
     assert (saved.num_skipped, saved.num_written) == (2, 3)
     assert seen[-3:] == pytest.approx([1 / 3, 2 / 3, 1.0])  # of the 3 images run, not the 5 samples
+
+
+def test_a_failure_that_stops_the_call_keeps_the_path_of_every_file_written(make_dataset, tmp_path):
+    """The docstring's promise, "nothing written is lost": image 2 gets NaN
+    scores; the images after it that were run and written while its output
+    waited in the write queue have their paths recorded too."""
+    ds = make_dataset()
+    ids, _ = _grey_dataset(ds, tmp_path, [10, 40, 70, 100, 130, 160, 190, 220])
+    probs_dir = tmp_path / "p"
+    with pytest.raises(InvalidProbabilitiesError, match=f"^sample {ids[2]} "):
+        segqual_fo.save_probabilities(ds, GreyModel(nan={70}), str(probs_dir), batch_size=1, progress=False)
+    paths = ds.values("pred_probs_path")
+    assert paths[:3] == [str(probs_dir / f"{ids[0]}.npz"), str(probs_dir / f"{ids[1]}.npz"), None]
+    written = sorted(str(probs_dir / f) for f in os.listdir(probs_dir))
+    assert len(written) > 2  # later images were written before image 2's output was checked
+    assert sorted(p for p in paths if p is not None) == written
