@@ -189,20 +189,27 @@ def save_probabilities(
                         commit()
                 pb.update()
 
-            for n, j in enumerate(todo):
-                try:
-                    scores = runner.get(n)
-                except Exception as e:  # reported per sample
-                    while queue:
+            try:
+                for n, j in enumerate(todo):
+                    try:
+                        scores = runner.get(n)
+                    except Exception as e:  # reported per sample
+                        while queue:
+                            finish(queue.pop(0))
+                        _fail(result, ids[j], filepaths[j], e, skip_failures)
+                        pb.update()
+                        continue
+                    queue.append((j, writer.submit(store, j, scores)))
+                    while len(queue) > 4:
                         finish(queue.pop(0))
-                    _fail(result, ids[j], filepaths[j], e, skip_failures)
-                    pb.update()
-                    continue
-                queue.append((j, writer.submit(store, j, scores)))
-                while len(queue) > 4:
+                while queue:
                     finish(queue.pop(0))
-            while queue:
-                finish(queue.pop(0))
+            except BaseException:
+                # a failure stops the call: the later samples' files written meanwhile are recorded too
+                for j, fut in queue:
+                    if fut.exception() is None:
+                        pending_paths[ids[j]] = paths[ids[j]]
+                raise
     finally:
         runner.close()
         commit()
