@@ -71,7 +71,8 @@ def run_issue_finder(
                     on_image(partial.index, partial.evidence)
                 bar.update()
         with Progress(2 * source.n, "selecting issues", verbose) as bar:
-            finder.finish(progress=lambda done, total: bar.update())
+            # follow finish's own count: with no issue it jumps to the end
+            finder.finish(progress=lambda done, total: bar.update(done - bar.done))
     except BaseException:
         finder.close()
         raise
