@@ -41,6 +41,8 @@ def normalize_ignore_index(ignore_index: Any) -> Tuple[int, ...]:
     """
     if ignore_index is None:
         return ()
+    if isinstance(ignore_index, np.ndarray) and ignore_index.ndim == 0:
+        ignore_index = ignore_index.item()  # np.array(255) is the scalar 255
     if isinstance(ignore_index, (str, bytes)):
         raise InvalidInputError(
             f"ignore_index must be an int or a collection of ints (mask values), "
