@@ -188,10 +188,6 @@ def imap_ordered(func: Callable[[int], Any], n: int, n_jobs: int) -> Iterator[An
                 fut.cancel()
 
 
-def _is_stacked(x: Any, ndim: int) -> bool:
-    return isinstance(x, np.ndarray) and x.ndim == ndim
-
-
 class ImageSource:
     """Per-image view of ``labels`` and ``pred_probs``.
 
