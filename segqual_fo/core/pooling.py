@@ -82,8 +82,8 @@ def softmin(
         axis (None): axis to pool over; None pools all elements
 
     Returns:
-        a float (``axis=None``) or an array with ``axis`` removed; NaN where
-        every entry was NaN
+        a float (``axis=None``, or a 1-D input pooled over its axis) or an
+        array with ``axis`` removed; NaN where every entry was NaN
 
     Example::
 
@@ -102,6 +102,8 @@ def softmin(
         w[nan] = 0.0
         num = np.sum(np.where(nan, 0.0, s) * w, axis=axis)
         den = np.sum(w, axis=axis)
-        out = num / den
+        # a 1-D input pooled over its axis gives a numpy scalar: item
+        # assignment needs an array, and the caller gets a float (as axis=None)
+        out = np.asarray(num / den)
     out[np.squeeze(all_nan, axis=axis)] = np.nan
-    return out
+    return out if out.ndim else float(out)
