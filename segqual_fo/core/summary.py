@@ -109,6 +109,11 @@ def confusion_rows(
     keeps every row. The plain-data form of :func:`common_label_issues` (the
     FiftyOne layer stores and shows it)."""
     m = np.asarray(matrix, dtype=np.int64).copy()
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise InvalidInputError(
+            f"matrix has shape {m.shape}; expected a square (K, K) confusion matrix "
+            "M[given, predicted], as issue_confusion_matrix returns."
+        )
     k = m.shape[0]
     names = [str(i) for i in range(k)] if class_names is None else list(class_names)
     if len(names) != k:
