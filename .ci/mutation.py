@@ -347,6 +347,7 @@ def write_mutmut_config(root: Path, mutate, exclude, tests, timeout_multiplier, 
 source_paths = ["{PKG}"]
 only_mutate = {toml_list(mutate)}
 do_not_mutate = {toml_list(exclude)}
+also_copy = ["plugins"]
 pytest_add_cli_args_test_selection = {toml_list(tests)}
 pytest_add_cli_args = {toml_list(pytest_args)}
 process_isolation = "forkserver"
