@@ -54,7 +54,7 @@ from typing import Any, Iterator, List, Optional
 from segqual_fo.core.issues import DirectoryCache, IssueFinder
 from segqual_fo.core.stream import issue_image_result
 from segqual_fo.errors import InvalidInputError, SegQualError
-from segqual_fo.execution.job import image_outputs
+from segqual_fo.execution.job import Failed, image_outputs
 from segqual_fo.options import check_workers
 
 logger = logging.getLogger(__name__)
@@ -375,8 +375,23 @@ def run_on_dask(executor, job, inputs, stream, collector, progress_bar, *, shard
             return take
 
         if job.method == "softmin":
+            # shards finish in any order: failures are held back and handed
+            # over in sample order after the run, so the failure list (and,
+            # without skip_failures, the error raised) does not depend on
+            # which worker finished first; every good record is kept first
+            position = {sample_id: i for i, sample_id in enumerate(inputs.ids)}
+            failed = []
             with progress_bar(len(stream)) as pb:
-                runner.run(score_shard, shards(stream), take_records(pb), job, while_waiting=collector.prepare)
+                take_good = take_records(pb)
+
+                def take(records):
+                    failed.extend(r for r in records if isinstance(r, Failed))
+                    take_good([r for r in records if not isinstance(r, Failed)])
+                    pb.update(sum(isinstance(r, Failed) for r in records))
+
+                runner.run(score_shard, shards(stream), take, job, while_waiting=collector.prepare)
+            for rec in sorted(failed, key=lambda r: position[r.sample_id]):
+                collector.take(rec)  # raises without skip_failures
             return
         _issue_count_on_dask(runner, job, n, shards, take_records, collector, progress_bar, size)
 
