@@ -9,20 +9,8 @@ import numpy as np
 import pytest
 
 from segqual_fo.core import DirectoryCache, find_label_issues
-from segqual_fo.core.cache import CacheEntry
 from tests.core.helpers import random_probs
-
-
-def _entry():
-    # bytes by hand: scores 2x2 float32 16 + dis_index 2 int32 8 + dis_pred 2
-    # uint8 2 + dis_prob 2 float32 8 + shape 2 int64 16 = 50
-    return CacheEntry(
-        scores=np.array([[0.5, np.nan], [0.25, 1.0]], dtype=np.float32),
-        dis_index=np.array([0, 2], dtype=np.int32),
-        dis_pred=np.array([3, 1], dtype=np.uint8),
-        dis_prob=np.array([0.5, 0.75], dtype=np.float32),
-        shape=(4, 4),
-    )
+from tests.core.test_cache import _entry  # sizes by hand: scores 16 + dis_index 8 + dis_pred 2 + dis_prob 8 + shape 16 = 50 bytes
 
 
 SIZE = 50

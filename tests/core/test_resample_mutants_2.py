@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from segqual_fo.core import LowResProbs
+from tests.core.test_resample_mutants import _taps
 
 
 def _dyadic_probs(k, h, w):
@@ -43,22 +44,9 @@ def test_gather_reads_uint8_labels_without_overflow(rng, hw):
 
 
 def _axis(n_in, n_out):
-    """(i0, i1, w0, w1) per output index, from the half-pixel-centre formula
-    written out: source coordinate (x + 0.5) * n_in / n_out - 0.5, clamped
-    to the first and last stored sample."""
-    i0, i1, w0, w1 = [], [], [], []
-    for x in range(n_out):
-        s = (x + 0.5) * n_in / n_out - 0.5
-        a = int(np.floor(s))
-        f = s - a
-        if s < 0:
-            a, f = 0, 0.0
-        if a >= n_in - 1:
-            a, f = n_in - 1, 0.0
-        i0.append(a)
-        i1.append(min(a + 1, n_in - 1))
-        w0.append(1.0 - f)
-        w1.append(f)
+    """(i0, i1, w0, w1) per output index, as arrays: the half-pixel-centre
+    taps written out in test_resample_mutants._taps, in float64."""
+    i0, i1, w0, w1 = zip(*_taps(n_in, n_out, np.dtype(np.float64)))
     return np.array(i0), np.array(i1), np.array(w0), np.array(w1)
 
 
