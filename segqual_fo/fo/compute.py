@@ -41,6 +41,7 @@ import numpy as np
 import fiftyone.core.utils as fou
 
 from segqual_fo.adapters.models import check_model, describe_model
+from segqual_fo.core._inputs import check_positive_int
 from segqual_fo.execution.job import ModelInput, OutputSpec, ScoringJob
 from segqual_fo.execution.local import run_local
 from segqual_fo.fo.checkpoint import RunCheckpoint
@@ -229,6 +230,8 @@ def compute_label_quality(
     )  # fmt: skip
     check_probs_source(probs_field, probs_dir, model)
     check_label_field(label_field, score_field)
+    if executor is None:  # here, not when the stream starts: by then the run is recorded as running
+        check_positive_int(n_jobs, "n_jobs")
     model_input = None
     if model is not None:
         model_input = ModelInput(
