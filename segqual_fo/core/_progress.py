@@ -20,7 +20,7 @@ class Progress:
         self.desc = desc
         self.enabled = enabled
         self.done = 0
-        self._last = 0.0
+        self._last = -float("inf")  # the first update prints, whatever the clock's zero
         self._start = time.perf_counter()
 
     def update(self, n: int = 1) -> None:
