@@ -199,7 +199,7 @@ def delete_outputs(dataset, key: str, fields: Dict[str, str], output_dir: Option
     directories = {os.path.dirname(p) for _, p in files}
     if output_dir:
         directories.add(os.path.join(output_dir, key))
-    for directory in directories:
+    for directory in sorted(directories):  # a fixed order, whatever the hash seed
         if not os.path.isdir(directory):
             continue
         removed += sweep_orphans(directory, set(), set(ids))  # leftovers of killed runs

@@ -14,7 +14,7 @@ from segqual_fo.adapters.labels import Instance
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, ShapeMismatchError
 from segqual_fo.execution.job import InstanceLabels, InlineMask, LabelDecoder, ModelInput, image_outputs
 from tests.fo.helpers import segmentation_dataset
-from tests.fo.test_job import A, B, _job, _mapping, _result, _spec
+from tests.fo.test_job import A, B, _job, _result, _spec
 
 
 # ------------------------------------------------------------ a plain model
