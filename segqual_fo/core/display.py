@@ -133,7 +133,10 @@ def display_issues(
     colors = None
     if panels > 1:
         if pred_probs is not None:
-            k = int(pred_probs.shape[1] if isinstance(pred_probs, np.ndarray) else np.shape(pred_probs[0])[0])
+            if isinstance(pred_probs, np.ndarray):
+                k = int(pred_probs.shape[1])
+            else:  # a sequence of (K, H, W); an empty one has no K (nothing to draw)
+                k = int(np.shape(pred_probs[0])[0]) if n else 0
         else:
             k = _num_classes_from_labels(labels, ignore)
         num_colors = max(k, len(class_names) if class_names is not None else 0)
