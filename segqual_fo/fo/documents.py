@@ -64,7 +64,7 @@ def example_regions() -> List[List[IssueRegion]]:
     return [
         [],
         [
-            IssueRegion((0.1, 0.2, 0.3, 0.4), rng.random((5, 7)) > 0.5, 1, 2, 17, 0.25),
+            IssueRegion((0.1, 0.2, 0.3, 0.4), rng.random((5, 7)) > 0.5, 1, 2, 17, np.float32(0.1)),  # not exact in binary
             IssueRegion((np.float64(0.0), 0.5, 1.0, 0.5), np.ones((1, 1), bool), 255, 0, np.int64(1), np.float32(0.5)),
             IssueRegion(
                 (0.5, 0.5, 0.1, 0.1), np.ones((2, 3), bool), 3, 4, 6, 0.125, np.float32(0.0), 0.5, 0.25,
