@@ -33,6 +33,7 @@ from segqual_fo.adapters.masks import VOID_VALUE, LabelMapping
 from segqual_fo.adapters.models import DEFAULT_BATCH_SIZE, BatchedModel, check_model_output
 from segqual_fo.adapters.probs import load_probs, to_class_first
 from segqual_fo.core import iter_label_quality
+from segqual_fo.core.resample import LowResProbs
 from segqual_fo.errors import FiftyOneInputError, InvalidInputError, SegQualError
 from segqual_fo.writers import documents
 from segqual_fo.writers.files import heatmap_image, issue_mask_image, output_path, write_png_atomic
@@ -229,14 +230,14 @@ class SampleImages:
         k = len(self.mapping.classes)
         try:
             out = check_model_output(self._runner.get(i), num_classes=k, where="model output")
-            return to_class_first(
-                out,
-                logits=self.model.logits,
-                num_classes=k,
-                target_shape=self._shapes.pop(i, None),
-                resize=True,
-                where="model output",
-            )
+            p = to_class_first(out, logits=self.model.logits, num_classes=k, where="model output")
+            # (K, h, w) by contract (checked above): another resolution is
+            # resized, never taken for (h, w, K) as a stored file's may be
+            # (when K == H, its (K, h) can equal the mask's (H, W))
+            target = self._shapes.pop(i, None)
+            if target is not None and tuple(p.shape[1:]) != tuple(target):
+                p = LowResProbs(p, tuple(target))
+            return p
         except SegQualError as e:
             raise type(e)(_prefix(str(e), self.where(i))) from None
 

@@ -115,6 +115,22 @@ def test_a_model_output_with_the_class_axis_last_gets_the_model_hint(tmp_path):
     images.close()
 
 
+def test_a_low_resolution_model_output_as_tall_as_k_is_resized(tmp_path):
+    """A (K, h, w) output whose (K, h) happens to equal the mask's (H, W)
+    (3 classes, a 3x5 image, output 5x7) is read at the mask's size; it
+    was refused with advice to pass layout='HWK', which models do not take."""
+    low = Grey(shape_of=lambda img: (3, 5, 7))
+    job, images, ids, paths = _model_job(tmp_path, low, [51], shape=(3, 5))
+    images.label(0)
+    g = np.float32(51 / 255.0)
+    got = np.asarray(images.probs(0))
+    assert got.shape == (3, 3, 5)
+    np.testing.assert_allclose(got[0], g, rtol=1e-6)
+    np.testing.assert_allclose(got[1], 1 - g, rtol=1e-6)
+    assert not got[2].any()
+    images.close()
+
+
 # ------------------------------------------------------------ image_outputs
 
 
