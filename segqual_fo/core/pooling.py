@@ -76,6 +76,9 @@ def softmin(
 ) -> npt.NDArray[np.float64] | float:
     """Softmin-pools scores in [0, 1]; NaN entries (ignored pixels) are skipped.
 
+    Scores outside [0, 1] (raw, unnormalised ones) pool stably too: the
+    exponent is then shifted by their minimum.
+
     Args:
         scores: array of scores, e.g. an image's (H,W) pixel scores
         temperature (0.1): softmax temperature; must be positive
@@ -93,7 +96,11 @@ def softmin(
     t = check_temperature(temperature)
     s = np.asarray(scores, dtype=np.float64)
     if axis is None:
-        return softmin_1d(s[~np.isnan(s)], t)
+        v = s[~np.isnan(s)]
+        # outside [0, 1] (e.g. raw scores) the plain weights can under- or
+        # overflow: shift by the minimum, as pooling over an axis always does
+        outside = v.size > 0 and not (0.0 <= v.min() and v.max() <= 1.0)
+        return softmin_1d(v, t, shift=outside)
     nan = np.isnan(s)
     with np.errstate(invalid="ignore"):
         all_nan = nan.all(axis=axis, keepdims=True)

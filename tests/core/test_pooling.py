@@ -46,3 +46,21 @@ def test_nan_entries_are_skipped():
 def test_bad_temperature(bad):
     with pytest.raises(InvalidInputError, match="temperature"):
         softmin([0.5], temperature=bad)
+
+
+@pytest.mark.parametrize("temperature", [1e-4, 0.002, 0.01, 0.1])
+def test_scores_outside_0_1_pool_without_overflow(temperature):
+    # raw scores (not in [0, 1]): above T = 1.01/600 the plain weights
+    # exp(-s/T) underflow to 0 (0/0) for s >= 30 and overflow (inf/inf) for
+    # s = -20 at T <= 0.01; shifted, the worst score dominates, as when
+    # pooling over an axis
+    import warnings
+
+    for scores, worst in (([50.0, 30.0, 40.0], 30.0), ([-20.0, 0.5, 30.0], -20.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = softmin(scores, temperature=temperature)
+            by_axis = softmin(np.array([scores]), temperature=temperature, axis=1)[0]
+        assert got == pytest.approx(by_axis, rel=1e-12)
+        if temperature <= 0.01:
+            assert got == pytest.approx(worst, abs=1e-12)
