@@ -6,15 +6,22 @@ Each image's regions arrive with a confidence from their local evidence
 when every image is scored; this pass reads the stored region attributes of
 the whole collection, computes :func:`segqual_fo.core.regions.region_confidence`
 with the run's confusion counts, and writes ``confidence`` back in one bulk
-``set_values``. It depends only on what is stored and on the totals, so a run
-on Dask, a local run and a resumed run write the same values.
+write: one update per sample that sets each region's value by its id
+(MongoDB array filters). FiftyOne's ``set_values`` on a list field sends one
+update per region instead, each rewriting the whole sample document (masks
+included): 7x slower at 100 regions per image. It depends only on what is
+stored and on the totals, so a run on Dask, a local run and a resumed run
+write the same values.
 """
 
 from __future__ import annotations
 
+import datetime
 from typing import Dict, List, Sequence
 
 import numpy as np
+from bson import ObjectId
+from pymongo import UpdateOne
 
 from segqual_fo.core.regions import LOCAL_FEATURES, region_confidence
 
@@ -34,8 +41,8 @@ def write_region_confidence(
     """
     path = f"{fields['regions']}.detections"
     names = ("label", "predicted_label", "confidence") + LOCAL_FEATURES
-    columns = sample_collection.values([f"{path}.{n}" for n in names] + ["id"])
-    per_sample, stored, ids = columns[0], columns[2], columns[-1]  # one list (or None) per sample
+    columns = sample_collection.values([f"{path}.{n}" for n in names] + [f"{path}._id", "id"])
+    per_sample, stored, region_ids, ids = columns[0], columns[2], columns[-2], columns[-1]  # a list (or None) per sample
     sizes = [0 if dets is None else len(dets) for dets in per_sample]
     total = sum(sizes)
     if total == 0:
@@ -47,19 +54,30 @@ def write_region_confidence(
 
     given = np.array([index[v] for v in flat(columns[0])], dtype=np.intp)
     predicted = np.array([index[v] for v in flat(columns[1])], dtype=np.intp)
-    features = {n: np.array(flat(c), dtype=np.float64) for n, c in zip(LOCAL_FEATURES, columns[3:-1])}
+    features = {n: np.array(flat(c), dtype=np.float64) for n, c in zip(LOCAL_FEATURES, columns[3:-2])}
     conf = region_confidence(features, given, predicted, np.asarray(confusion).reshape(len(classes), len(classes)))
     # only samples whose confidences change are written (a finished run
     # resumed, or run again on the same outputs, writes nothing)
-    changed: Dict[str, List[float]] = {}
+    now = datetime.datetime.utcnow()
+    ops, changed = [], []
     start = 0
-    for sid, old, n in zip(ids, stored, sizes):
+    for sid, old, rids, n in zip(ids, stored, region_ids, sizes):
         if n:
             new = [float(c) for c in conf[start : start + n]]
             if new != old:
-                changed[sid] = new
+                if any(r is None for r in rids):  # not written by us: FiftyOne's way, region by region
+                    sample_collection.select([sid]).set_values(f"{path}.confidence", [new])
+                else:
+                    # by id, not position: a view may hide some of the regions
+                    ops.append(UpdateOne(
+                        {"_id": ObjectId(sid)},
+                        {"$set": {**{f"{path}.$[r{j}].confidence": c for j, c in enumerate(new)},
+                                  "last_modified_at": now}},
+                        array_filters=[{f"r{j}._id": ObjectId(r)} for j, r in enumerate(rids)],
+                    ))  # fmt: skip
+                    changed.append(sid)
         start += n
-    if changed:
-        view = sample_collection.select(list(changed), ordered=True)
-        view.set_values(f"{path}.confidence", list(changed.values()))
+    if ops:
+        # FiftyOne's bulk write also refreshes samples loaded in this process
+        sample_collection._dataset._bulk_write(ops, ids=changed)
     return total

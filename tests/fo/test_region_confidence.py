@@ -57,3 +57,94 @@ def test_final_pass_writes_nothing_when_nothing_changes(make_dataset, tmp_path, 
     other[1, 0] += 10**6
     write_region_confidence(ds, output_fields("lq"), res.classes, other)
     assert _regions(ds, "lq")[2] != [None] * n
+
+
+def _run(ds, tmp_path, rng, n=4):
+    segmentation_dataset(ds, tmp_path, rng, n=n, shape=(40, 48), plant=(1, 2), names=NAMES)
+    return compute_label_quality(
+        ds, "ground_truth", probs_field="probs_path", score_field="lq", min_region_area=1,
+        output_dir=str(tmp_path / "out"), progress=False,
+    )  # fmt: skip
+
+
+def _other_totals(res):
+    other = res.confusion.copy()
+    other[1, 0] += 10**6
+    other[0, 2] += 10**5
+    return other
+
+
+def test_final_pass_equals_fiftyone_set_values(make_dataset, tmp_path, rng):
+    # the one-update-per-sample write stores what FiftyOne's set_values
+    # would (region by region), touches nothing else, keeps ids and order,
+    # stamps last_modified_at and refreshes samples loaded in this process
+    ds = make_dataset()
+    res = _run(ds, tmp_path, rng)
+    path = "lq_regions.detections"
+    before = ds.values(f"{path}._id"), ds.values("last_modified_at")
+    loaded = ds.first()
+    other = _other_totals(res)
+    write_region_confidence(ds, output_fields("lq"), res.classes, other)
+    ours = [s.to_mongo_dict() for s in ds.iter_samples()]
+    labels, predicted, _, *features = _regions(ds, "lq")
+    index = {name: k for k, name in enumerate(res.classes)}
+    expected = region_confidence(
+        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
+        np.array([index[v] for v in labels]), np.array([index[v] for v in predicted]), other,
+    )  # fmt: skip
+    assert _regions(ds, "lq")[2] == [float(c) for c in expected]
+    assert ds.values(f"{path}._id") == before[0]
+    assert all(a > b for a, b in zip(ds.values("last_modified_at"), before[1]))
+    assert loaded.lq_regions.detections[0].confidence == _regions(ds, "lq")[2][0]
+    # FiftyOne's own write of the same values gives the same documents
+    per_sample = ds.values(f"{path}.confidence")
+    ds.set_values(f"{path}.confidence", [[0.5] * len(c) for c in per_sample])
+    ds.set_values(f"{path}.confidence", per_sample)
+    theirs = [s.to_mongo_dict() for s in ds.iter_samples()]
+    for a, b in zip(ours, theirs):
+        a.pop("last_modified_at"), b.pop("last_modified_at")
+        assert a == b
+
+
+def test_final_pass_through_a_view_that_hides_regions_sets_each_by_id(make_dataset, tmp_path, rng):
+    # positions in a filtered view are not positions in the database: the
+    # visible regions get their values by id, the hidden ones keep theirs
+    from fiftyone import ViewField as F
+
+    ds = make_dataset()
+    res = _run(ds, tmp_path, rng)
+    path = "lq_regions.detections"
+    all_ids, all_conf = ds.values(f"{path}._id"), ds.values(f"{path}.confidence")
+    firsts = [ids[0] for ids in all_ids if ids]  # hidden: every sample's first region
+    view = ds.filter_labels("lq_regions", ~F("_id").is_in(firsts))
+    visible = set(str(i) for ids in view.values(f"{path}._id") for i in ids)
+    assert 0 < len(visible) < sum(map(len, all_ids))
+    write_region_confidence(view, output_fields("lq"), res.classes, _other_totals(res))
+    shown = dict(zip(map(str, sum(view.values(f"{path}._id"), [])), sum(view.values(f"{path}.confidence"), [])))
+    labels, predicted, _, *features = _regions(view, "lq")
+    index = {name: k for k, name in enumerate(res.classes)}
+    expected = region_confidence(
+        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
+        np.array([index[v] for v in labels]), np.array([index[v] for v in predicted]), _other_totals(res),
+    )  # fmt: skip
+    assert list(shown.values()) == [float(c) for c in expected]
+    for ids, confs, now in zip(all_ids, all_conf, ds.values(f"{path}.confidence")):
+        for i, old, new in zip(ids, confs, now):
+            if str(i) in visible:
+                assert new == shown[str(i)]
+            else:
+                assert new == old
+
+
+def test_final_pass_over_a_region_without_an_id_is_fiftyone_s_error(make_dataset, tmp_path, rng):
+    # regions we write always have ids; one without (edited outside
+    # FiftyOne) goes through FiftyOne's own write, which refuses it
+    from bson import ObjectId
+
+    ds = make_dataset()
+    res = _run(ds, tmp_path, rng)
+    sid = next(s.id for s in ds.iter_samples() if s.lq_regions and s.lq_regions.detections)
+    ds._sample_collection.update_one({"_id": ObjectId(sid)}, {"$unset": {"lq_regions.detections.0._id": ""}})
+    ds.reload()
+    with pytest.raises(ValueError, match="array documents with IDs"):
+        write_region_confidence(ds, output_fields("lq"), res.classes, _other_totals(res))
