@@ -65,17 +65,20 @@ def write_region_confidence(
         if n:
             new = [float(c) for c in conf[start : start + n]]
             if new != old:
-                if any(r is None for r in rids):  # not written by us: FiftyOne's way, region by region
-                    sample_collection.select([sid]).set_values(f"{path}.confidence", [new])
-                else:
-                    # by id, not position: a view may hide some of the regions
-                    ops.append(UpdateOne(
-                        {"_id": ObjectId(sid)},
-                        {"$set": {**{f"{path}.$[r{j}].confidence": c for j, c in enumerate(new)},
-                                  "last_modified_at": now}},
-                        array_filters=[{f"r{j}._id": ObjectId(r)} for j, r in enumerate(rids)],
-                    ))  # fmt: skip
-                    changed.append(sid)
+                if any(r is None for r in rids):  # ObjectId(None) would be a new id, matching nothing
+                    raise ValueError(
+                        f"sample {sid}: a region of {fields['regions']} has no id (edited outside "
+                        "FiftyOne?); can only set values of array documents with IDs. Rerun with "
+                        "overwrite=True to rewrite the regions."
+                    )
+                # by id, not position: a view may hide some of the regions
+                ops.append(UpdateOne(
+                    {"_id": ObjectId(sid)},
+                    {"$set": {**{f"{path}.$[r{j}].confidence": c for j, c in enumerate(new)},
+                              "last_modified_at": now}},
+                    array_filters=[{f"r{j}._id": ObjectId(r)} for j, r in enumerate(rids)],
+                ))  # fmt: skip
+                changed.append(sid)
         start += n
     if ops:
         # FiftyOne's bulk write also refreshes samples loaded in this process
