@@ -21,22 +21,27 @@ def _regions(ds, key):
     return [[v for dets in col if dets for v in dets] for col in cols]
 
 
+def _expected(samples, key, classes, confusion):
+    """The core formula over the stored evidence of ``samples``' regions."""
+    labels, predicted, _, *features = _regions(samples, key)
+    index = {name: k for k, name in enumerate(classes)}
+    return region_confidence(
+        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
+        np.array([index[v] for v in labels]),
+        np.array([index[v] for v in predicted]),
+        confusion,
+    )
+
+
 @pytest.mark.parametrize("method", ["softmin", "num_pixel_issues"])
 def test_confidence_is_the_formula_over_stored_evidence(make_dataset, tmp_path, rng, method):
     ds = make_dataset()
     segmentation_dataset(ds, tmp_path, rng, n=6, shape=(40, 48), plant=(1, 3), names=NAMES)
     common = dict(probs_field="probs_path", method=method, output_dir=str(tmp_path / "out"), progress=False)
     res = compute_label_quality(ds, "ground_truth", score_field="lq", min_region_area=1, **common)
-    labels, predicted, conf, *features = _regions(ds, "lq")
+    conf = _regions(ds, "lq")[2]
     assert conf and all(isinstance(c, float) and 0.0 <= c <= 1.0 for c in conf)
-    index = {name: k for k, name in enumerate(res.classes)}
-    expected = region_confidence(
-        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
-        np.array([index[v] for v in labels]),
-        np.array([index[v] for v in predicted]),
-        res.confusion,
-    )
-    np.testing.assert_array_equal(conf, expected)
+    np.testing.assert_array_equal(conf, _expected(ds, "lq", res.classes, res.confusion))
     # deterministic: a second run under another key writes the same values
     compute_label_quality(ds, "ground_truth", score_field="lq2", min_region_area=1, **common)
     assert _regions(ds, "lq2") == _regions(ds, "lq")
@@ -86,12 +91,7 @@ def test_final_pass_equals_fiftyone_set_values(make_dataset, tmp_path, rng):
     other = _other_totals(res)
     write_region_confidence(ds, output_fields("lq"), res.classes, other)
     ours = [s.to_mongo_dict() for s in ds.iter_samples()]
-    labels, predicted, _, *features = _regions(ds, "lq")
-    index = {name: k for k, name in enumerate(res.classes)}
-    expected = region_confidence(
-        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
-        np.array([index[v] for v in labels]), np.array([index[v] for v in predicted]), other,
-    )  # fmt: skip
+    expected = _expected(ds, "lq", res.classes, other)
     assert _regions(ds, "lq")[2] == [float(c) for c in expected]
     assert ds.values(f"{path}._id") == before[0]
     assert all(a > b for a, b in zip(ds.values("last_modified_at"), before[1]))
@@ -121,12 +121,7 @@ def test_final_pass_through_a_view_that_hides_regions_sets_each_by_id(make_datas
     assert 0 < len(visible) < sum(map(len, all_ids))
     write_region_confidence(view, output_fields("lq"), res.classes, _other_totals(res))
     shown = dict(zip(map(str, sum(view.values(f"{path}._id"), [])), sum(view.values(f"{path}.confidence"), [])))
-    labels, predicted, _, *features = _regions(view, "lq")
-    index = {name: k for k, name in enumerate(res.classes)}
-    expected = region_confidence(
-        {n: np.array(v, dtype=np.float64) for n, v in zip(LOCAL_FEATURES, features)},
-        np.array([index[v] for v in labels]), np.array([index[v] for v in predicted]), _other_totals(res),
-    )  # fmt: skip
+    expected = _expected(view, "lq", res.classes, _other_totals(res))
     assert list(shown.values()) == [float(c) for c in expected]
     for ids, confs, now in zip(all_ids, all_conf, ds.values(f"{path}.confidence")):
         for i, old, new in zip(ids, confs, now):
@@ -138,7 +133,7 @@ def test_final_pass_through_a_view_that_hides_regions_sets_each_by_id(make_datas
 
 def test_final_pass_over_a_region_without_an_id_is_fiftyone_s_error(make_dataset, tmp_path, rng):
     # regions we write always have ids; one without (edited outside
-    # FiftyOne) goes through FiftyOne's own write, which refuses it
+    # FiftyOne) cannot be addressed: refused, as FiftyOne's own write does
     from bson import ObjectId
 
     ds = make_dataset()
