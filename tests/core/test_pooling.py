@@ -56,7 +56,9 @@ def test_scores_outside_0_1_pool_without_overflow(temperature):
     # pooling over an axis
     import warnings
 
-    for scores, worst in (([50.0, 30.0, 40.0], 30.0), ([-20.0, 0.5, 30.0], -20.0)):
+    # (also one score alone, and scores just above 1: 1.6 / 0.002 is past
+    # exp's underflow too)
+    for scores, worst in (([50.0, 30.0, 40.0], 30.0), ([-20.0, 0.5, 30.0], -20.0), ([50.0], 50.0), ([1.9, 1.6], 1.6)):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             got = softmin(scores, temperature=temperature)

@@ -131,6 +131,19 @@ def test_a_low_resolution_model_output_as_tall_as_k_is_resized(tmp_path):
     images.close()
 
 
+def test_a_model_output_at_the_mask_s_resolution_is_used_as_it_is(tmp_path):
+    """Only another resolution is resampled: at the mask's own, the model's
+    float32 values come through unchanged (resampling renormalises them,
+    which moves some by an ulp)."""
+    scores = np.random.default_rng(0).dirichlet(np.ones(3), size=(2, 3)).transpose(2, 0, 1).astype(np.float32)
+    job, images, _, _ = _model_job(tmp_path, lambda imgs: [scores.copy() for _ in imgs], [51])
+    images.label(0)
+    got = images.probs(0)
+    assert type(got) is np.ndarray
+    np.testing.assert_array_equal(got, scores)
+    images.close()
+
+
 # ------------------------------------------------------------ image_outputs
 
 

@@ -143,3 +143,20 @@ def test_final_pass_over_a_region_without_an_id_is_fiftyone_s_error(make_dataset
     ds.reload()
     with pytest.raises(ValueError, match="array documents with IDs"):
         write_region_confidence(ds, output_fields("lq"), res.classes, _other_totals(res))
+
+
+def test_final_pass_over_samples_without_regions(make_dataset, tmp_path, rng):
+    # a sample whose regions field is empty (None) takes no values and does
+    # not shift the others'; a collection without any region writes nothing
+    ds = make_dataset()
+    res = _run(ds, tmp_path, rng)
+    first = ds.first()
+    first.lq_regions = None
+    first.save()
+    other = _other_totals(res)
+    n = write_region_confidence(ds, output_fields("lq"), res.classes, other)
+    assert n == len(_regions(ds, "lq")[2]) > 0
+    assert _regions(ds, "lq")[2] == [float(c) for c in _expected(ds, "lq", res.classes, other)]
+    assert ds.first().lq_regions is None
+    ds.set_values("lq_regions", [None] * len(ds))
+    assert write_region_confidence(ds, output_fields("lq"), res.classes, other) == 0
